@@ -1,0 +1,43 @@
+# make demo — create the virtual environment, install, run the main job
+# make test — install what the tests need (Python and Debian packages), run the whole suite
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the readers and the network tests use (checked, installed only when missing)
+APT_PACKAGES := nfdump tshark softflowd nftables iproute2 procps
+
+.PHONY: install system-packages demo test lint bench clean
+
+install: $(STAMP) system-packages
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@echo "installing hemostat and its dependencies into $(VENV)"
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) -c 'import hemostat, duckdb, pyarrow' || (echo "installation failed" && exit 1)
+	@touch $@
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+demo: install
+	$(VENV)/bin/hemostat demo
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest
+
+bench: install
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) hemostat-home demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,334 @@
+"""The store: one DuckDB file under the home directory, and its hive-partitioned Parquet lake.
+
+Every input file lands in one transaction together with its entry in ``ingests`` (keyed by a
+fingerprint of its content), so a file is never counted twice and never half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from hemostat import community_id
+from hemostat.errors import StoreError
+from hemostat.schema import SCHEMAS, Table
+
+DB_NAME = "hemostat.duckdb"
+
+_DUCK_TYPES = {
+    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
+    pa.string(): "VARCHAR",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.bool_(): "BOOLEAN",
+    pa.float64(): "DOUBLE",
+    pa.list_(pa.string()): "VARCHAR[]",
+}
+
+_EXTRA_DDL = """
+CREATE SEQUENCE IF NOT EXISTS ingest_seq START 1;
+CREATE TABLE IF NOT EXISTS ingests (
+    id BIGINT PRIMARY KEY DEFAULT nextval('ingest_seq'),
+    path VARCHAR NOT NULL,
+    fingerprint VARCHAR NOT NULL,
+    format VARCHAR NOT NULL,
+    rows_flows BIGINT DEFAULT 0,
+    rows_dns BIGINT DEFAULT 0,
+    rows_access BIGINT DEFAULT 0,
+    bad_lines BIGINT DEFAULT 0,
+    skipped BIGINT DEFAULT 0,
+    ingested_at TIMESTAMPTZ NOT NULL,
+    UNIQUE (fingerprint, format)
+);
+CREATE TABLE IF NOT EXISTS findings (
+    id VARCHAR PRIMARY KEY, detector VARCHAR, ts TIMESTAMPTZ, end_ts TIMESTAMPTZ,
+    host VARCHAR, destination VARCHAR, score DOUBLE, severity VARCHAR, bytes_out BIGINT,
+    attack VARCHAR[], evidence JSON, incident_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS incidents (
+    id VARCHAR PRIMARY KEY, kind VARCHAR, severity VARCHAR, score DOUBLE, hosts VARCHAR[],
+    destinations VARCHAR[], start TIMESTAMPTZ, "end" TIMESTAMPTZ, bytes_out BIGINT,
+    detectors VARCHAR[], attack VARCHAR[], status VARCHAR, updated_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS actions (
+    seq BIGINT PRIMARY KEY, id VARCHAR, ts TIMESTAMPTZ, actor VARCHAR, kind VARCHAR,
+    target VARCHAR, reason VARCHAR, step VARCHAR, rules VARCHAR, result VARCHAR,
+    prev_hash VARCHAR, hash VARCHAR
+);
+CREATE TABLE IF NOT EXISTS agents (
+    id VARCHAR PRIMARY KEY, name VARCHAR, ip VARCHAR, token_hash VARCHAR, role VARCHAR,
+    enrolled_at TIMESTAMPTZ, last_seen TIMESTAMPTZ
+);
+"""
+
+#: identifies one ingest of one file; ``fingerprint`` keys idempotent re-ingest
+IngestKey = tuple[str, str, str]  # (path, fingerprint, format)
+
+
+def fingerprint(path: Path, chunk: int = 1 << 20, samples: int = 16) -> str:
+    """A content fingerprint that reads at most ``samples + 2`` MiB, however large the file.
+
+    The size, the first and last MiB and ``samples`` MiB at even offsets in between: a log
+    that changed, grew, or was truncated gets a new fingerprint; the same bytes under a
+    new name (a rotated copy) keep theirs.
+    """
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as fh:
+        if size <= chunk * (samples + 2):
+            digest.update(fh.read())
+        else:
+            for i in range(samples + 2):
+                fh.seek(min(i * (size - chunk) // (samples + 1), size - chunk))
+                digest.update(fh.read(chunk))
+    return digest.hexdigest()
+
+
+def _ddl(table: Table) -> str:
+    cols = ", ".join(f'"{f.name}" {_DUCK_TYPES[f.type]}' for f in SCHEMAS[table])
+    return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    flows: int
+    dns: int
+    access: int
+    files: int
+
+
+class Store:
+    """The DuckDB file of one hemostat home. One writer at a time (DuckDB's own lock)."""
+
+    def __init__(self, home: Path, read_only: bool = False) -> None:
+        self.home = Path(home)
+        self.path = self.home / DB_NAME
+        try:
+            if not read_only:
+                self.home.mkdir(parents=True, exist_ok=True)
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise StoreError(
+                f"cannot open {self.path}: {exc}; is another hemostat writing to it?"
+            ) from exc
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        self.con.execute("SET TimeZone = 'UTC'")
+        community_id.register(self.con)
+        if not read_only:
+            self._create()
+
+    def _create(self) -> None:
+        for table in Table:
+            self.con.execute(_ddl(table))
+            self._add_missing_columns(table)
+        self.con.execute(_EXTRA_DDL)
+
+    def _add_missing_columns(self, table: Table) -> None:
+        have = {r[0] for r in self.con.execute(f"DESCRIBE {table}").fetchall()}
+        for field in SCHEMAS[table]:
+            if field.name not in have:
+                self.con.execute(
+                    f'ALTER TABLE {table} ADD COLUMN "{field.name}" {_DUCK_TYPES[field.type]}'
+                )
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- ingest bookkeeping -------------------------------------------------------------
+
+    def already_ingested(self, fp: str, fmt: str) -> int | None:
+        row = self._row("SELECT id FROM ingests WHERE fingerprint = ? AND format = ?", [fp, fmt])
+        return None if row is None else int(row[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All or nothing: what the block appends is committed together, or not at all."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def begin_ingest(self, path: Path, fp: str, fmt: str) -> int:
+        row = self._row(
+            "INSERT INTO ingests (path, fingerprint, format, ingested_at) "
+            "VALUES (?, ?, ?, ?) RETURNING id",
+            [str(path), fp, fmt, datetime.now(UTC)],
+        )
+        if row is None:
+            raise StoreError(f"{self.path}: could not record the ingest of {path}")
+        return int(row[0])
+
+    def finish_ingest(self, ingest_id: int, rows: dict[Table, int], bad: int, skipped: int) -> None:
+        self.con.execute(
+            "UPDATE ingests SET rows_flows = ?, rows_dns = ?, rows_access = ?, bad_lines = ?, "
+            "skipped = ? WHERE id = ?",
+            [rows.get(Table.FLOWS, 0), rows.get(Table.DNS, 0), rows.get(Table.ACCESS, 0),
+             bad, skipped, ingest_id],
+        )  # fmt: skip
+
+    # ---- appends --------------------------------------------------------------------------
+
+    def append(self, table: Table, data: Any, ingest_id: int | None = None) -> int:
+        """Append rows in canonical columns (an Arrow table/reader or a DuckDB relation).
+
+        Columns absent from ``data`` are NULL; ``community_id`` is computed for flows that
+        lack one; Zeek snapshots of still-open connections are replaced by later snapshots
+        and dropped once the closed connection is known. Returns the number of rows
+        inserted from ``data`` (older snapshots it replaced are not subtracted).
+        """
+        if isinstance(data, duckdb.DuckDBPyRelation):
+            data.create_view("_hemostat_part", replace=True)
+        else:
+            self.con.register("_hemostat_part", data)
+        try:
+            described = self.con.execute("SELECT * FROM _hemostat_part LIMIT 0").description
+            have = {d[0].lower() for d in described}
+            select = ", ".join(self._column(table, f.name, have, ingest_id) for f in SCHEMAS[table])
+            if table is Table.FLOWS and "open" in have:
+                return self._merge_open(select)
+            added = self._row(f"INSERT INTO {table} BY NAME SELECT {select} FROM _hemostat_part")
+            if table is Table.FLOWS:
+                self._drop_closed_snapshots()
+            return int(added[0]) if added else 0
+        finally:
+            self.con.execute("DROP VIEW IF EXISTS _hemostat_part")
+
+    def _column(self, table: Table, name: str, have: set[str], ingest_id: int | None) -> str:
+        if name == "ingest_id" and ingest_id is not None:
+            return f"{ingest_id}::BIGINT AS ingest_id"
+        if table is Table.FLOWS and name == "community_id":
+            computed = "community_id(src_ip, src_port, dst_ip, dst_port, proto)"
+            if "community_id" in have:
+                computed = f"coalesce(community_id, {computed})"
+            return f"{computed} AS community_id"
+        if table is Table.FLOWS and name == "open" and name not in have:
+            return "false AS open"
+        return f'"{name}"' if name in have else f'NULL AS "{name}"'
+
+    def _merge_open(self, select: str) -> int:
+        """Open-connection snapshots: keep the latest per conn_id, and none once closed."""
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _hemostat_new AS SELECT {select} FROM _hemostat_part"
+        )
+        try:
+            self.con.execute("""
+                DELETE FROM flows WHERE open AND conn_id IN
+                    (SELECT conn_id FROM _hemostat_new WHERE conn_id IS NOT NULL)
+            """)
+            added = self._row("""
+                INSERT INTO flows BY NAME
+                SELECT * EXCLUDE (rk) FROM (
+                    SELECT *, row_number() OVER (
+                        PARTITION BY conn_id
+                        ORDER BY open, end_ts DESC NULLS LAST) AS rk
+                    FROM _hemostat_new)
+                WHERE NOT open OR conn_id IS NULL OR rk = 1
+            """)
+        finally:
+            self.con.execute("DROP TABLE IF EXISTS _hemostat_new")
+        self._drop_closed_snapshots()
+        return int(added[0]) if added else 0
+
+    def _drop_closed_snapshots(self) -> None:
+        if self._row("SELECT 1 FROM flows WHERE open LIMIT 1") is None:
+            return
+        self.con.execute("""
+            DELETE FROM flows WHERE open AND conn_id IN
+                (SELECT conn_id FROM flows WHERE NOT open AND conn_id IS NOT NULL)
+        """)
+
+    def _count(self, table: Table) -> int:
+        row = self._row(f"SELECT count(*) FROM {table}")
+        return int(row[0]) if row else 0
+
+    def _row(self, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
+        """The first row of a query (the whole result is consumed, as DuckDB 2 requires)."""
+        rows = self.con.execute(sql, params or []).fetchall()
+        return rows[0] if rows else None
+
+    # ---- reading --------------------------------------------------------------------------
+
+    def counts(self) -> Counts:
+        files = self._row("SELECT count(*) FROM ingests")
+        return Counts(self._count(Table.FLOWS), self._count(Table.DNS),
+                      self._count(Table.ACCESS), int(files[0]) if files else 0)  # fmt: skip
+
+    def time_range(self, table: Table) -> tuple[datetime | None, datetime | None]:
+        row = self._row(f"SELECT min(ts), max(ts) FROM {table}")
+        return (row[0], row[1]) if row else (None, None)
+
+    # ---- retention and the lake -----------------------------------------------------------
+
+    def prune(self, older_than: timedelta, now: datetime | None = None) -> dict[Table, int]:
+        """Delete telemetry older than ``older_than``; returns rows deleted per table."""
+        cutoff = (now or datetime.now(UTC)) - older_than
+        deleted: dict[Table, int] = {}
+        with self.transaction() as con:
+            for table in Table:
+                before = self._count(table)
+                con.execute(f"DELETE FROM {table} WHERE ts < ?", [cutoff])
+                deleted[table] = before - self._count(table)
+        return deleted
+
+    def export(self, lake: Path, site: str = "default") -> dict[Table, int]:
+        """Write every table to ``lake/<table>/site=<site>/date=YYYY-MM-DD/*.parquet``."""
+        written: dict[Table, int] = {}
+        for table in Table:
+            n = self._count(table)
+            written[table] = n
+            if n == 0:
+                continue
+            target = lake / str(table)
+            target.mkdir(parents=True, exist_ok=True)
+            self.con.execute(
+                f"""COPY (SELECT * EXCLUDE (ingest_id), ?::VARCHAR AS site,
+                          strftime(ts AT TIME ZONE 'UTC', '%Y-%m-%d') AS date FROM {table})
+                    TO '{_sql_path(target)}'
+                    (FORMAT parquet, PARTITION_BY (site, date), OVERWRITE_OR_IGNORE,
+                     FILENAME_PATTERN 'part_{{uuid}}')""",
+                [site],
+            )
+        return written
+
+    def import_lake(self, lake: Path) -> dict[Table, int]:
+        """Load a lake written by :meth:`export`; each Parquet file is ingested at most once."""
+        added: dict[Table, int] = dict.fromkeys(Table, 0)
+        for table in Table:
+            for part in sorted((lake / str(table)).glob("**/*.parquet")):
+                fp = fingerprint(part)
+                if self.already_ingested(fp, f"parquet:{table}") is not None:
+                    continue
+                rel = self.con.read_parquet(str(part), hive_partitioning=True)
+                with self.transaction():
+                    ingest_id = self.begin_ingest(part, fp, f"parquet:{table}")
+                    n = self.append(table, rel, ingest_id)
+                    self.finish_ingest(ingest_id, {table: n}, 0, 0)
+                added[table] += n
+        return added
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("HEMOSTAT_HOME", "hemostat-home"))
