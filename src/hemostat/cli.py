@@ -35,7 +35,7 @@ store_app = typer.Typer(help="The store: Parquet lake export/import and retentio
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(store_app, name="store")
 
-out = Console()
+console = Console()
 err = Console(stderr=True)
 
 
@@ -48,7 +48,7 @@ class State:
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"hemostat {__version__}")
+        console.print(f"hemostat {__version__}")
         raise typer.Exit
 
 
@@ -65,6 +65,83 @@ def _main(
     ] = False,
 ) -> None:
     State.home = home
+
+
+# ---- demo and simulate --------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    hosts: Annotated[int, typer.Option(min=50, help="Size of the simulated hospital.")] = 300,
+    out: Annotated[Path, typer.Option(help="Where the simulated logs are written.")] = Path(
+        "demo-out"
+    ),
+    serve: Annotated[bool, typer.Option(help="Then serve the dashboard (not built yet).")] = False,
+) -> None:
+    """The main job on a simulated hospital under attack: simulate, ingest, and (as they
+    land) detect, scope and report. Says plainly which stages are not built yet."""
+    from hemostat import demo as demo_mod
+
+    with _progress(False) as progress:
+        task = progress.add_task("simulate", total=None)
+
+        def stage(text: str) -> None:
+            err.print(f"[bold]→[/] {text}")
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        result = demo_mod.run(State.home, out, hosts=hosts, on_stage=stage, on_progress=advance)
+    table = RichTable("table", "rows", title=f"{result.site}: store {State.home}")
+    for name in ("flows", "dns", "access"):
+        table.add_row(name, f"{getattr(result.counts, name):,}")
+    console.print(table)
+    console.print(f"simulated logs in {result.out}; ground truth of the attack in {result.truth}")
+    console.print(f"bad lines while ingesting: {result.bad_lines}")
+    console.print("[yellow]not built yet[/] (no result is shown for these, none is faked):")
+    for stage_name in result.not_built:
+        console.print(f"  • {stage_name}")
+    if serve:
+        raise HemostatError("the dashboard (--serve) is not built yet")
+
+
+@app.command()
+def simulate(
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Directory for conn/dns logs, access.jsonl, inventory.yaml and truth.json."
+        ),
+    ],
+    hosts: Annotated[int, typer.Option(min=50, help="Number of hosts (300 to 8000).")] = 300,
+    days: Annotated[int, typer.Option(min=1, help="Days of traffic.")] = 1,
+    scenario: Annotated[
+        list[str] | None, typer.Option(help="Attack scenario (repeatable).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same hospital.")] = 0,
+) -> None:
+    """Write a simulated hospital's traffic with attack scenarios and their ground truth."""
+    from hemostat.simulate import SCENARIOS, generate
+
+    unknown = [s for s in scenario or [] if s not in SCENARIOS]
+    if unknown:
+        raise HemostatError(f"unknown scenario {unknown[0]!r}; known: {', '.join(SCENARIOS)}")
+    with _progress(False) as progress:
+        task = progress.add_task("simulate", total=None)
+        summary = generate(
+            out, hosts=hosts, days=days, scenarios=tuple(scenario or ()), seed=seed,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )  # fmt: skip
+    out_text = ", ".join(f"{k}: {v:,}" for k, v in _summary_counts(summary).items())
+    console.print(f"wrote {out}: {out_text}")
+
+
+def _summary_counts(summary: Any) -> dict[str, int]:
+    return (
+        {k: v for k, v in vars(summary).items() if isinstance(v, int)}
+        if hasattr(summary, "__dict__")
+        else {}
+    )
 
 
 # ---- ingest -------------------------------------------------------------------------------
@@ -86,7 +163,7 @@ def _print_reports(reports: list[Any]) -> None:
         table.add_row(str(r.path), r.format or "-", str(rows.get("flows", 0)),
                       str(rows.get("dns", 0)), str(rows.get("access", 0)),
                       str(r.bad_count), note)  # fmt: skip
-    out.print(table)
+    console.print(table)
     for r in reports:
         for bad in r.bad[:5]:
             err.print(f"[yellow]skipped[/] {bad}")
@@ -138,7 +215,7 @@ def ingest(
 
         reports = run(store, paths, fmt=fmt, strict=strict, on_file=advance)
     if as_json:
-        out.print_json(json.dumps([_report_json(r) for r in reports]))
+        console.print_json(json.dumps([_report_json(r) for r in reports]))
     else:
         _print_reports(reports)
     if any(r.error for r in reports):
@@ -160,9 +237,7 @@ def _listen(url: str) -> None:
 
 def _progress(quiet: bool) -> Progress:
     columns = (TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn())
-    return Progress(
-        *columns, TimeElapsedColumn(), console=err, disable=quiet, transient=True
-    )
+    return Progress(*columns, TimeElapsedColumn(), console=err, disable=quiet, transient=True)
 
 
 @app.command()
@@ -173,7 +248,7 @@ def formats() -> None:
     table = RichTable("format", "tables", "what")
     for rid, cls in READERS.items():
         table.add_row(rid, ", ".join(str(t) for t in cls.tables), cls.description)
-    out.print(table)
+    console.print(table)
 
 
 @app.command()
@@ -190,13 +265,13 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
                    for t, r in ranges.items()},
     }  # fmt: skip
     if as_json:
-        out.print_json(json.dumps(data))
+        console.print_json(json.dumps(data))
         return
     table = RichTable("table", "rows", "first (UTC)", "last (UTC)", title=f"store {State.home}")
     for t, v in data["tables"].items():  # type: ignore[attr-defined]
         table.add_row(t, f"{v['rows']:,}", v["first"] or "-", v["last"] or "-")
-    out.print(table)
-    out.print(f"{counts.files} file(s) ingested")
+    console.print(table)
+    console.print(f"{counts.files} file(s) ingested")
 
 
 # ---- inventory ----------------------------------------------------------------------------
@@ -220,9 +295,9 @@ def inventory_load(
         "management",
     ):
         table.add_row(name, str(len(getattr(inv, name))))
-    out.print(table)
+    console.print(table)
     for ds in inv.datastores:
-        out.print(f"  data store [bold]{ds.name}[/] ({ds.category}): "
+        console.print(f"  data store [bold]{ds.name}[/] ({ds.category}): "
                   f"{ds.records or '?'} records, {ds.subjects or '?'} people")  # fmt: skip
 
 
@@ -247,7 +322,7 @@ def store_export(
     with Store(State.home) as store:
         written = store.export(lake, site)
     for table, n in written.items():
-        out.print(f"{table}: {n:,} rows → {lake / str(table)}")
+        console.print(f"{table}: {n:,} rows → {lake / str(table)}")
 
 
 @store_app.command("import")
@@ -260,7 +335,7 @@ def store_import(
     with Store(State.home) as store:
         added = store.import_lake(lake)
     for table, n in added.items():
-        out.print(f"{table}: {n:,} rows added")
+        console.print(f"{table}: {n:,} rows added")
 
 
 @store_app.command("prune")
@@ -269,7 +344,7 @@ def store_prune(older_than: Annotated[str, typer.Option(help="Age, e.g. 90d.")] 
     with Store(State.home) as store:
         deleted = store.prune(_duration(older_than))
     for table, n in deleted.items():
-        out.print(f"{table}: {n:,} rows deleted")
+        console.print(f"{table}: {n:,} rows deleted")
 
 
 def _site_name() -> str:

@@ -1,6 +1,6 @@
 """Community ID v1 (corelight/community-id-spec): one flow hash that every tool agrees on.
 
-TCP, UDP and SCTP over IPv4 — nearly every row — are hashed inside DuckDB by a SQL macro
+TCP, UDP and SCTP over IPv4 — nearly every row — are hashed inside DuckDB in SQL
 (vectorised, multi-threaded); the rest (IPv6, ICMP, other protocols) go through the
 reference Python implementation (``communityid``), registered as a DuckDB function that the
 SQL calls only for those rows.
@@ -19,53 +19,46 @@ _ICMP = {"icmp": 1, "icmp6": 58}
 _PROTO = {"tcp": 6, "udp": 17, "sctp": 132, **_ICMP}
 
 
-def _hex_ip4(col: str) -> str:
-    parts = [
-        f"lpad(to_hex(TRY_CAST(split_part({col}, '.', {i}) AS UTINYINT)), 2, '0')"
-        for i in range(1, 5)
-    ]
-    return " || ".join(parts)
+_PROTO_HEX = "CASE {proto} WHEN 'tcp' THEN '06' WHEN 'udp' THEN '11' ELSE '84' END"
 
 
-def _key4(ip: str, port: str) -> str:
-    """An integer that orders (ip, port) endpoints exactly like the spec's byte comparison."""
-    octets = " + ".join(
-        f"TRY_CAST(split_part({ip}, '.', {i}) AS UBIGINT) * {256 ** (4 - i)}" for i in range(1, 5)
+def key_sql(ip: str, port: str) -> str:
+    """SQL for one endpoint as 12 hex digits (IPv4 address, port), NULL if not IPv4.
+
+    Fixed-width hex compares like the spec's byte comparison, so ``least``/``greatest``
+    of the two keys give the spec's endpoint order.
+    """
+    octets = [f"TRY_CAST(split_part({ip}, '.', {i}) AS UBIGINT)" for i in range(1, 5)]
+    address = f"({octets[0]} * 16777216 + {octets[1]} * 65536 + {octets[2]} * 256 + {octets[3]})"
+    return f"lpad(to_hex({address} * 65536 + {port}), 12, '0')"
+
+
+def hash_sql(src_key: str, dst_key: str, proto: str, fallback: str) -> str:
+    """SQL for the Community ID from two endpoint keys (see :func:`key_sql`).
+
+    ``fallback`` is evaluated only for rows outside the fast path (IPv6, ICMP, …).
+    """
+    lo, hi = f"least({src_key}, {dst_key})", f"greatest({src_key}, {dst_key})"
+    data = (
+        f"'{SEED:04x}' || {lo}[1:8] || {hi}[1:8] || {_PROTO_HEX.format(proto=proto)} || '00' "
+        f"|| {lo}[9:12] || {hi}[9:12]"
     )
-    return f"(({octets}) * 65536 + {port})"
+    return (
+        f"CASE WHEN {src_key} IS NOT NULL AND {dst_key} IS NOT NULL "
+        f"AND {proto} IN ('tcp', 'udp', 'sctp') "
+        f"THEN '1:' || to_base64(unhex(sha1(unhex({data})))) ELSE {fallback} END"
+    )
 
 
-_IPV4_FAST = """
-    proto IN ('tcp', 'udp', 'sctp') AND src_port IS NOT NULL AND dst_port IS NOT NULL
-    AND regexp_full_match(src_ip, '\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}')
-    AND regexp_full_match(dst_ip, '\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}')
-"""
+PY_CALL = "hemostat_community_id_py(src_ip, src_port, dst_ip, dst_port, proto)"
 
 
 def _macro_sql() -> str:
-    a = _hex_ip4("src_ip") + " || " + _hex_ip4("dst_ip")
-    b = _hex_ip4("dst_ip") + " || " + _hex_ip4("src_ip")
-    proto = "lpad(to_hex(CASE proto WHEN 'tcp' THEN 6 WHEN 'udp' THEN 17 ELSE 132 END), 2, '0')"
-    ports_a = (
-        "lpad(to_hex(src_port::USMALLINT), 4, '0') || lpad(to_hex(dst_port::USMALLINT), 4, '0')"
-    )
-    ports_b = (
-        "lpad(to_hex(dst_port::USMALLINT), 4, '0') || lpad(to_hex(src_port::USMALLINT), 4, '0')"
-    )
-    seed = f"{SEED:04x}"
-    ordered = (
-        f"CASE WHEN {_key4('src_ip', 'src_port')} <= {_key4('dst_ip', 'dst_port')} "
-        f"THEN {a} || {proto} || '00' || {ports_a} "
-        f"ELSE {b} || {proto} || '00' || {ports_b} END"
-    )
+    src, dst = key_sql("src_ip", "src_port"), key_sql("dst_ip", "dst_port")
     return f"""
     CREATE OR REPLACE MACRO community_id(src_ip, src_port, dst_ip, dst_port, proto) AS
-    CASE
-      WHEN src_ip IS NULL OR dst_ip IS NULL OR proto IS NULL THEN NULL
-      WHEN {_IPV4_FAST}
-        THEN '1:' || to_base64(unhex(sha1(unhex('{seed}' || {ordered}))))
-      ELSE hemostat_community_id_py(src_ip, src_port, dst_ip, dst_port, proto)
-    END
+    CASE WHEN src_ip IS NULL OR dst_ip IS NULL OR proto IS NULL THEN NULL
+         ELSE {hash_sql(src, dst, "proto", PY_CALL)} END
     """
 
 
@@ -99,7 +92,8 @@ def compute(
 
 
 def register(con: duckdb.DuckDBPyConnection) -> None:
-    """Define ``community_id(src_ip, src_port, dst_ip, dst_port, proto)`` on a connection."""
+    """Define ``community_id(src_ip, src_port, dst_ip, dst_port, proto)`` on a connection,
+    and the Python function behind its slow path (what :func:`hash_sql` falls back to)."""
     with contextlib.suppress(duckdb.NotImplementedException):  # already registered
         con.create_function(  # type: ignore[call-overload]
             "hemostat_community_id_py",

@@ -203,20 +203,29 @@ class Store:
             described = self.con.execute("SELECT * FROM _hemostat_part LIMIT 0").description
             have = {d[0].lower() for d in described}
             select = ", ".join(self._column(table, f.name, have, ingest_id) for f in SCHEMAS[table])
+            if table is Table.FLOWS:  # endpoint keys computed once, for the Community ID
+                self.con.execute(
+                    "CREATE OR REPLACE TEMP VIEW _hemostat_keyed AS SELECT *, "
+                    f"{community_id.key_sql('src_ip', 'src_port')} AS _cid_src, "
+                    f"{community_id.key_sql('dst_ip', 'dst_port')} AS _cid_dst "
+                    "FROM _hemostat_part"
+                )
+            source = "_hemostat_keyed" if table is Table.FLOWS else "_hemostat_part"
             if table is Table.FLOWS and "open" in have:
                 return self._merge_open(select)
-            added = self._row(f"INSERT INTO {table} BY NAME SELECT {select} FROM _hemostat_part")
+            added = self._row(f"INSERT INTO {table} BY NAME SELECT {select} FROM {source}")
             if table is Table.FLOWS:
                 self._drop_closed_snapshots()
             return int(added[0]) if added else 0
         finally:
+            self.con.execute("DROP VIEW IF EXISTS _hemostat_keyed")
             self.con.execute("DROP VIEW IF EXISTS _hemostat_part")
 
     def _column(self, table: Table, name: str, have: set[str], ingest_id: int | None) -> str:
         if name == "ingest_id" and ingest_id is not None:
             return f"{ingest_id}::BIGINT AS ingest_id"
         if table is Table.FLOWS and name == "community_id":
-            computed = "community_id(src_ip, src_port, dst_ip, dst_port, proto)"
+            computed = community_id.hash_sql("_cid_src", "_cid_dst", "proto", community_id.PY_CALL)
             if "community_id" in have:
                 computed = f"coalesce(community_id, {computed})"
             return f"{computed} AS community_id"
@@ -227,7 +236,7 @@ class Store:
     def _merge_open(self, select: str) -> int:
         """Open-connection snapshots: keep the latest per conn_id, and none once closed."""
         self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _hemostat_new AS SELECT {select} FROM _hemostat_part"
+            f"CREATE OR REPLACE TEMP TABLE _hemostat_new AS SELECT {select} FROM _hemostat_keyed"
         )
         try:
             self.con.execute("""

@@ -49,6 +49,16 @@ _REQUIRED = {
 }
 
 
+#: columns the SQL above reads that a log may lack (then NULL)
+_OPTIONAL = {
+    "conn": {"service": "VARCHAR", "duration": "DOUBLE", "orig_bytes": "UBIGINT",
+             "resp_bytes": "UBIGINT", "orig_pkts": "UBIGINT", "resp_pkts": "UBIGINT",
+             "conn_state": "VARCHAR"},
+    "dns": {"qtype_name": "VARCHAR", "rcode_name": "VARCHAR", "answers": "VARCHAR",
+            "qtype": "UBIGINT", "rcode": "UBIGINT"},
+}  # fmt: skip
+
+
 def _kind(declared: str, path: Path) -> str:
     """``conn``, ``open_conn``, ``dns`` or another Zeek log name.
 
@@ -63,7 +73,8 @@ def _kind(declared: str, path: Path) -> str:
 
 def _header(text: str) -> dict[str, str]:
     header = {}
-    for line in text.splitlines():
+    for raw in text.splitlines():
+        line = raw.lstrip(" \t")  # some tools indent the first header line
         if not line.startswith("#"):
             break
         sep = " " if line.startswith("#separator ") else "\t"
@@ -95,7 +106,7 @@ class ZeekTsv(Reader):
     tables: ClassVar[tuple[Table, ...]] = (Table.FLOWS, Table.DNS)
 
     def sniff(self, head: Sample) -> bool:
-        text = head.head.decode("utf-8", "replace")
+        text = head.head.decode("utf-8", "replace").lstrip()
         return text.startswith(("#separator", "#fields")) or _headerless(text)
 
     def read(
@@ -130,15 +141,16 @@ class ZeekTsv(Reader):
             rejects_table="_hemostat_rejects", rejects_scan="_hemostat_reject_scans",
         )  # fmt: skip
         host = '"_node_name"' if "_node_name" in fields else "NULL::VARCHAR"
+        optional = _OPTIONAL["conn" if base == "conn" else "dns"]
+        absent = [f'NULL::{t} AS "{n}"' for n, t in optional.items() if n not in fields]
+        if absent:
+            rel = rel.select(", ".join(["*", *absent]))
         if base == "conn":
             sql = _FLOW_SQL.format(host=host, open="true" if kind == "open_conn" else "false")
             yield Table.FLOWS, rel.select(sql)
         else:
-            qtype = _number_names("qtype", QTYPE_NAMES) if "qtype" in fields else "NULL"
-            rcode = _number_names("rcode", RCODE_NAMES) if "rcode" in fields else "NULL"
-            for name in ("qtype_name", "rcode_name", "answers"):
-                if name not in fields:
-                    rel = rel.select(f'*, NULL::VARCHAR AS "{name}"')
+            qtype = _number_names("qtype", QTYPE_NAMES)
+            rcode = _number_names("rcode", RCODE_NAMES)
             sep = header.get("set_separator", ",").replace("'", "''")
             yield (
                 Table.DNS,
@@ -153,6 +165,8 @@ def _report_rejects(con: duckdb.DuckDBPyConnection, log: Log) -> None:
         "FROM _hemostat_rejects GROUP BY line ORDER BY line"
     ).fetchall()
     for line, error_type, message, text in rows:
+        if text.lstrip(" \t").startswith("#"):
+            continue  # an indented header line: DuckDB saw no comment, but it is not data
         what = "truncated line" if error_type == "MISSING COLUMNS" else message.split("\n")[0]
         log.bad_line(int(line), f"{what}: {text[:60]!r}")
     con.execute("DROP TABLE IF EXISTS _hemostat_rejects")

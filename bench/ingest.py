@@ -1,0 +1,113 @@
+"""Ingest speed: `hemostat ingest` of a generated Zeek conn.log vs. DuckDB's own read_csv.
+
+Both load the same file into a fresh DuckDB file in this process; the ratio is
+hemostat time / DuckDB time (goal ≤ 1.3). Peak memory (RSS high-water mark) is printed too.
+
+    .venv/bin/python bench/ingest.py [ROWS]      # default 5,000,000
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from hemostat.ingest import ingest_file
+from hemostat.store import Store
+
+HEADER = """#separator \\x09
+#set_separator\t,
+#empty_field\t(empty)
+#unset_field\t-
+#path\tconn
+#open\t2026-01-01-00-00-00
+#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\ttunnel_parents
+#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\tbool\tbool\tcount\tstring\tcount\tcount\tcount\tcount\tset[string]
+"""
+
+ROWS_SQL = """
+SELECT printf('%.6f', 1767225600 + i * 0.0172) AS ts,
+       'C' || md5(i::VARCHAR)[:17] AS uid,
+       '10.' || (i % 7 + 1) || '.' || (i // 7 % 250) || '.' || (i % 241 + 1) AS oh,
+       (i * 7919) % 64000 + 1024 AS op,
+       CASE WHEN i % 5 = 0 THEN '198.51.100.' || (i % 200 + 1)
+            ELSE '10.1.' || (i % 3) || '.' || (i % 97 + 1) END AS rh,
+       [443, 445, 53, 5432, 80][i % 5 + 1] AS rp,
+       CASE WHEN i % 5 = 2 THEN 'udp' ELSE 'tcp' END AS proto,
+       ['ssl', 'smb', 'dns', '-', 'http'][i % 5 + 1] AS service,
+       printf('%.6f', (i % 1000) / 37.0) AS duration,
+       (i * 31) % 100000 AS ob, (i * 17) % 900000 AS rb, 'SF' AS cs, 'T' AS lo,
+       CASE WHEN i % 5 = 0 THEN 'F' ELSE 'T' END AS lr, 0 AS mb, 'ShADadFf' AS hist,
+       i % 50 + 3 AS opk, (i * 31) % 100000 + 200 AS oipb, i % 70 + 3 AS rpk,
+       (i * 17) % 900000 + 200 AS ripb, '(empty)' AS tp
+FROM range({rows}) t(i)
+"""
+
+COLUMNS = {
+    "ts": "DOUBLE", "uid": "VARCHAR", "id.orig_h": "VARCHAR", "id.orig_p": "USMALLINT",
+    "id.resp_h": "VARCHAR", "id.resp_p": "USMALLINT", "proto": "VARCHAR", "service": "VARCHAR",
+    "duration": "DOUBLE", "orig_bytes": "UBIGINT", "resp_bytes": "UBIGINT",
+    "conn_state": "VARCHAR", "local_orig": "VARCHAR", "local_resp": "VARCHAR",
+    "missed_bytes": "UBIGINT", "history": "VARCHAR", "orig_pkts": "UBIGINT",
+    "orig_ip_bytes": "UBIGINT", "resp_pkts": "UBIGINT", "resp_ip_bytes": "UBIGINT",
+    "tunnel_parents": "VARCHAR",
+}  # fmt: skip
+
+
+def make_log(path: Path, rows: int) -> None:
+    body = path.with_suffix(".body")
+    duckdb.sql(ROWS_SQL.format(rows=rows)).write_csv(
+        str(body), sep="\t", header=False, quotechar=""
+    )
+    with path.open("wb") as out:
+        out.write(HEADER.encode())
+        with body.open("rb") as src:
+            while chunk := src.read(1 << 24):
+                out.write(chunk)
+        out.write(b"#close\t2026-01-02-00-00-00\n")
+    body.unlink()
+
+
+def duckdb_baseline(path: Path, db: Path) -> float:
+    con = duckdb.connect(str(db))
+    start = time.perf_counter()
+    con.execute(
+        f"CREATE TABLE conn AS SELECT * FROM read_csv('{path}', delim='\t', header=false, "
+        f"comment='#', quote='', escape='', columns={COLUMNS}, nullstr=['-', '(empty)'], "
+        "auto_detect=false)"
+    )
+    elapsed = time.perf_counter() - start
+    con.close()
+    return elapsed
+
+
+def hemostat_ingest(path: Path, home: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    with Store(home) as store:
+        report = ingest_file(store, path)
+    return time.perf_counter() - start, report.total
+
+
+def main() -> None:
+    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 5_000_000
+    with tempfile.TemporaryDirectory(prefix="hemostat-bench-") as tmp:
+        log = Path(tmp) / "conn.log"
+        make_log(log, rows)
+        size = log.stat().st_size
+        base = duckdb_baseline(log, Path(tmp) / "baseline.duckdb")
+        ours, n = hemostat_ingest(log, Path(tmp) / "home")
+    assert n == rows, f"ingested {n} rows of {rows}"
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"file: {rows:,} rows, {size / 1e6:,.0f} MB")
+    print(f"duckdb read_csv: {base:6.2f} s  ({rows / base / 1e6:.2f} M rows/s)")
+    print(f"hemostat ingest: {ours:6.2f} s  ({rows / ours / 1e6:.2f} M rows/s)")
+    print(f"ratio hemostat/duckdb: {ours / base:.2f}  (goal <= 1.30)")
+    print(f"peak RSS of this process: {peak_mb:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
