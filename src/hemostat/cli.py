@@ -165,6 +165,8 @@ def _print_reports(reports: list[Any]) -> None:
                       str(r.bad_count), note)  # fmt: skip
     console.print(table)
     for r in reports:
+        if r.error:
+            print(f"error: {r.error}", file=sys.stderr)  # noqa: T201
         for bad in r.bad[:5]:
             err.print(f"[yellow]skipped[/] {bad}")
         if r.bad_count > 5:
@@ -359,7 +361,7 @@ def main() -> None:
     try:
         app()
     except HemostatError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        print(f"error: {exc}", file=sys.stderr)  # noqa: T201  (one plain line, never wrapped)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -115,6 +115,9 @@ class Store:
         try:
             if not read_only:
                 self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create home directory {self.home}: {exc.strerror}") from exc
+        try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as exc:
             raise StoreError(

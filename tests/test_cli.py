@@ -1,0 +1,65 @@
+"""The command line as a user runs it: exit codes, one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def hemostat(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hemostat.cli", "--home", str(home), *args],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_ingest_json_report_and_status(tmp_path: Path, shared: Path) -> None:
+    done = hemostat(tmp_path, "ingest", "--json", str(shared / "rita-zeek/truncated/conn.log"))
+    assert done.returncode == 0, done.stderr  # some lines skipped: reported, not a failure
+    (report,) = json.loads(done.stdout)
+    assert (report["rows"], report["bad_lines"]) == ({"flows": 58}, 1)
+    assert report["bad"][0].endswith("truncated/conn.log:67: truncated line: "
+                                     "'1517336086.507674\\tCWjAXr3YklCCTQsYPg\\t10.55.182.100"
+                                     "\\t14275\\t52.'")  # fmt: skip
+    status = json.loads(hemostat(tmp_path, "status", "--json").stdout)
+    assert status["tables"]["flows"]["rows"] == 58 and status["files"] == 1
+
+
+def test_refused_file_exits_non_zero_without_traceback(tmp_path: Path, shared: Path) -> None:
+    done = hemostat(tmp_path, "ingest", str(shared / "rita-zeek/text_file/conn.log"))
+    assert done.returncode == 1
+    assert "not a recognised format" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_strict_refuses_and_stores_nothing(tmp_path: Path, shared: Path) -> None:
+    done = hemostat(tmp_path, "ingest", "--strict", str(shared / "rita-zeek/truncated/conn.log"))
+    assert done.returncode == 1
+    assert json.loads(hemostat(tmp_path, "status", "--json").stdout)["tables"]["flows"]["rows"] == 0
+
+
+def test_missing_path_is_one_line_error(tmp_path: Path) -> None:
+    done = hemostat(tmp_path, "ingest", str(tmp_path / "nope.log"))
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: ") and "no such file" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_inventory_error_names_line(tmp_path: Path) -> None:
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("site: X\ndatastores:\n  - {name: d, category: nope}\n")
+    done = hemostat(tmp_path, "inventory", "load", str(inv))
+    assert done.returncode == 1
+    assert "inv.yaml:3: datastores[0].category" in done.stderr
+
+
+def test_every_command_has_help() -> None:
+    from typer.main import get_command
+
+    from hemostat.cli import app
+
+    group = get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        assert command.help, f"`hemostat {name}` has no help text"

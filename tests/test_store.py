@@ -1,0 +1,95 @@
+"""The store: appends, retention, Parquet lake round trip, idempotent import."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from hemostat.errors import StoreError
+from hemostat.ingest import ingest_file
+from hemostat.schema import FLOWS, Table
+from hemostat.store import Store
+
+T0 = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)
+
+
+def _flows(n: int, start: datetime = T0) -> pa.Table:
+    rows = {
+        "ts": [start + timedelta(hours=i) for i in range(n)],
+        "src_ip": ["10.1.2.3"] * n,
+        "src_port": [40000 + i for i in range(n)],
+        "dst_ip": ["198.51.100.7"] * n,
+        "dst_port": [443] * n,
+        "proto": ["tcp"] * n,
+        "bytes_out": [1000 * (i + 1) for i in range(n)],
+    }
+    return pa.table({k: pa.array(v, type=FLOWS.field(k).type) for k, v in rows.items()})
+
+
+def test_append_fills_missing_columns_and_community_id(store: Store) -> None:
+    assert store.append(Table.FLOWS, _flows(3)) == 3
+    rows = store.con.execute(
+        "SELECT bytes_in, open, community_id LIKE '1:%' FROM flows ORDER BY ts"
+    ).fetchall()
+    assert rows == [(None, False, True)] * 3
+
+
+def test_prune_deletes_only_old_rows(store: Store) -> None:
+    store.append(Table.FLOWS, _flows(48))  # 48 hourly rows from T0
+    deleted = store.prune(timedelta(days=1), now=T0 + timedelta(hours=48))
+    assert deleted[Table.FLOWS] == 24
+    assert store.time_range(Table.FLOWS)[0] == T0 + timedelta(hours=24)
+
+
+def test_lake_round_trip_is_partitioned_and_idempotent(tmp_path: Path, store: Store) -> None:
+    store.append(Table.FLOWS, _flows(3))  # 23:30, 00:30, 01:30: two dates
+    lake = tmp_path / "lake"
+    assert store.export(lake, site="CHU Test")[Table.FLOWS] == 3
+    parts = sorted(p.parent.relative_to(lake).as_posix() for p in lake.rglob("*.parquet"))
+    assert parts == [
+        "flows/site=CHU%20Test/date=2026-11-20",  # hive partition values are URL-encoded
+        "flows/site=CHU%20Test/date=2026-11-21",
+    ]
+    with Store(tmp_path / "other") as other:
+        assert other.import_lake(lake)[Table.FLOWS] == 3
+        assert other.import_lake(lake)[Table.FLOWS] == 0  # imported once only
+        got = other.con.execute("SELECT ts, bytes_out FROM flows ORDER BY ts").fetchall()
+    want = store.con.execute("SELECT ts, bytes_out FROM flows ORDER BY ts").fetchall()
+    assert got == want
+
+
+def test_reopening_keeps_data(tmp_path: Path, shared: Path) -> None:
+    with Store(tmp_path / "h") as s:
+        ingest_file(s, shared / "rita-zeek/open_conns/closed/conn.log")
+    with Store(tmp_path / "h") as s:
+        assert s.counts().flows == 59 and s.counts().files == 1
+
+
+def test_a_second_writer_gets_a_clear_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    home = tmp_path / "h"
+    with Store(home):
+        code = f"from hemostat.store import Store; Store(__import__('pathlib').Path({str(home)!r}))"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "StoreError" in done.stderr and "another hemostat" in done.stderr
+
+
+def test_failed_file_leaves_nothing(tmp_path: Path, store: Store) -> None:
+    bad = tmp_path / "conn.log"
+    bad.write_text("#separator \\x09\n#path\tconn\n#fields\tts\tuid\n#types\ttime\tstring\n1.0\tC1\n")
+    with pytest.raises(Exception, match="lacks field"):
+        ingest_file(store, bad)
+    assert store.counts().files == 0
+
+
+def test_store_error_on_unwritable_home(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError):
+        Store(blocker / "home")
