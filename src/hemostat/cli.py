@@ -72,76 +72,25 @@ def _main(
 
 @app.command()
 def demo(
-    hosts: Annotated[int, typer.Option(min=50, help="Size of the simulated hospital.")] = 300,
-    out: Annotated[Path, typer.Option(help="Where the simulated logs are written.")] = Path(
-        "demo-out"
-    ),
+    hosts: Annotated[int, typer.Option(min=50, help="Size of the demo site.")] = 300,
+    out: Annotated[Path, typer.Option(help="Where the demo logs are written.")] = Path("demo-out"),
     serve: Annotated[bool, typer.Option(help="Then serve the dashboard (not built yet).")] = False,
 ) -> None:
-    """The main job on a simulated hospital under attack: simulate, ingest, and (as they
-    land) detect, scope and report. Says plainly which stages are not built yet."""
+    """The main job on data it makes itself: write logs, ingest them, and (as they land)
+    detect, scope and report. Says plainly which stages are not built yet."""
     from hemostat import demo as demo_mod
 
-    with _progress(False) as progress:
-        task = progress.add_task("simulate", total=None)
-
-        def stage(text: str) -> None:
-            err.print(f"[bold]→[/] {text}")
-
-        def advance(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
-        result = demo_mod.run(State.home, out, hosts=hosts, on_stage=stage, on_progress=advance)
+    result = demo_mod.run(State.home, out, hosts=hosts, on_stage=lambda t: err.print(f"→ {t}"))
     table = RichTable("table", "rows", title=f"{result.site}: store {State.home}")
     for name in ("flows", "dns", "access"):
         table.add_row(name, f"{getattr(result.counts, name):,}")
     console.print(table)
-    console.print(f"simulated logs in {result.out}; ground truth of the attack in {result.truth}")
-    console.print(f"bad lines while ingesting: {result.bad_lines}")
+    console.print(f"logs in {result.out}; bad lines while ingesting: {result.bad_lines}")
     console.print("[yellow]not built yet[/] (no result is shown for these, none is faked):")
     for stage_name in result.not_built:
         console.print(f"  • {stage_name}")
     if serve:
         raise HemostatError("the dashboard (--serve) is not built yet")
-
-
-@app.command()
-def simulate(
-    out: Annotated[
-        Path,
-        typer.Option(
-            help="Directory for conn/dns logs, access.jsonl, inventory.yaml and truth.json."
-        ),
-    ],
-    hosts: Annotated[int, typer.Option(min=50, help="Number of hosts (300 to 8000).")] = 300,
-    days: Annotated[int, typer.Option(min=1, help="Days of traffic.")] = 1,
-    scenario: Annotated[
-        list[str] | None, typer.Option(help="Attack scenario (repeatable).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed: same seed, same hospital.")] = 0,
-) -> None:
-    """Write a simulated hospital's traffic with attack scenarios and their ground truth."""
-    from hemostat.simulate import SCENARIOS, generate
-
-    unknown = [s for s in scenario or [] if s not in SCENARIOS]
-    if unknown:
-        raise HemostatError(f"unknown scenario {unknown[0]!r}; known: {', '.join(SCENARIOS)}")
-    with _progress(False) as progress:
-        task = progress.add_task("simulate", total=None)
-        summary = generate(
-            out, hosts=hosts, days=days, scenarios=tuple(scenario or ()), seed=seed,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
-        )  # fmt: skip
-    out_text = ", ".join(f"{k}: {v:,}" for k, v in _summary_counts(summary).items())
-    console.print(f"wrote {out}: {out_text}")
-
-
-def _summary_counts(summary: Any) -> dict[str, int]:
-    return (
-        {k: v for k, v in vars(summary).items() if isinstance(v, int)}
-        if hasattr(summary, "__dict__")
-        else {}
-    )
 
 
 # ---- ingest -------------------------------------------------------------------------------
@@ -229,7 +178,7 @@ def _listen(url: str) -> None:
     if not match:
         raise HemostatError(f"--listen {url!r}: expected udp://ADDRESS:PORT")
     try:
-        from hemostat.ingest import netflow_listen  # type: ignore[attr-defined]
+        from hemostat.ingest import netflow_listen
     except ImportError as exc:
         raise HemostatError("the NetFlow/IPFIX listener is not available in this build") from exc
     with Store(State.home) as store:

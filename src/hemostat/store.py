@@ -232,8 +232,8 @@ class Store:
             if "community_id" in have:
                 computed = f"coalesce(community_id, {computed})"
             return f"{computed} AS community_id"
-        if table is Table.FLOWS and name == "open" and name not in have:
-            return "false AS open"
+        if table is Table.FLOWS and name == "open":  # NULL means "not a snapshot"
+            return "coalesce(open, false) AS open" if name in have else "false AS open"
         return f'"{name}"' if name in have else f'NULL AS "{name}"'
 
     def _merge_open(self, select: str) -> int:

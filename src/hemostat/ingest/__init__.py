@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hemostat.errors import IngestError
-from hemostat.ingest import zeek
+from hemostat.ingest import (
+    access_jsonl,
+    auditd,
+    cicflowmeter,
+    pcap,
+    suricata,
+    zeek,
+)
 from hemostat.ingest.reader import Log, Reader, sample
 from hemostat.schema import Table
 from hemostat.store import Store, fingerprint
@@ -20,6 +27,11 @@ READERS: dict[str, type[Reader]] = {
     for r in (
         zeek.ZeekTsv,
         zeek.ZeekJson,
+        suricata.SuricataEve,
+        cicflowmeter.CicFlowMeter,
+        access_jsonl.AccessJsonl,
+        auditd.Auditd,
+        pcap.Pcap,
     )
 }
 

@@ -8,6 +8,7 @@ connection it was given. It never writes: the runner appends, inside one transac
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import shutil
 import subprocess
@@ -103,18 +104,26 @@ def require_tool(name: str, package: str) -> str:
     return found
 
 
-def run_tool(argv: list[str], path: Path, timeout: float = 3600) -> str:
-    """Run an external converter on ``path``; its failure becomes an ``IngestError``."""
+def run_tool(argv: list[str], path: Path, timeout: float = 3600, out: Path | None = None) -> str:
+    """Run an external converter on ``path``; its failure becomes an ``IngestError``.
+
+    Returns what the tool printed; with ``out``, its output streams to that file instead
+    (large outputs never sit in memory) and what it printed on stderr is returned.
+    """
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        with out.open("wb") if out else contextlib.nullcontext() as sink:
+            done = subprocess.run(
+                argv, stdout=sink or subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                timeout=timeout, check=False,
+            )  # fmt: skip
     except subprocess.TimeoutExpired as exc:
         raise IngestError(path, None, f"{Path(argv[0]).name} timed out after {timeout}s") from exc
     if done.returncode != 0:
-        detail = (done.stderr or done.stdout).strip().splitlines()
+        detail = (done.stderr or done.stdout or "").strip().splitlines()
         raise IngestError(
             path, None, f"{Path(argv[0]).name} failed: {detail[-1] if detail else done.returncode}"
         )
-    return done.stdout
+    return done.stderr if out else done.stdout
 
 
 def json_lines(path: Path, log: Log) -> Iterator[tuple[int, dict[str, Any]]]:
