@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -178,7 +179,7 @@ def _listen(url: str) -> None:
     if not match:
         raise HemostatError(f"--listen {url!r}: expected udp://ADDRESS:PORT")
     try:
-        from hemostat.ingest import netflow_listen
+        netflow_listen = importlib.import_module("hemostat.ingest.netflow_listen")
     except ImportError as exc:
         raise HemostatError("the NetFlow/IPFIX listener is not available in this build") from exc
     with Store(State.home) as store:
