@@ -13,11 +13,13 @@ import pytest
 
 from hemostat.errors import IngestError
 from hemostat.ingest import Report, ingest_file
+from hemostat.ingest import pcap as pcap_reader
 from hemostat.ingest.pcap import Pcap
+from hemostat.ingest.reader import run_tool
 from hemostat.schema import Sample, Table
 from hemostat.store import Counts, Store
 
-TUNNEL, SLIPS = "dns-tunnel-pcaps", "slips-multiformat"
+TUNNEL, SLIPS, DOH = "dns-tunnel-pcaps", "slips-multiformat", "doh-tunnel-daca"
 
 #: (flows, dns) per capture, counted with tshark apart from the reader:
 #:   TCP flows   `tshark -r F -Y 'tcp && !icmp && !icmpv6' -T fields -e tcp.stream | sort -u`
@@ -41,7 +43,12 @@ COUNTS = {
     f"{SLIPS}/test19-malicious-ssh/malicious-ssh-bruteforce.pcap": (67, 0),
     f"{SLIPS}/test7-malicious.pcap": (138 + 214 + 8 + 6 + 3, 97),
     f"{SLIPS}/test8-malicious.pcap": (1, 0),
-}
+    f"{DOH}/doh_tunnel_c2/0b04bdc87563f4909dcf819e299473e0/dnsoverhttps/dns.pcap": (349, 318),
+    f"{DOH}/doh_tunnel_c2/114d3f4082ae9fd03576fbd5b73b40e4/dnsoverhttps/dns.pcap": (292, 135),
+    f"{DOH}/doh_tunnel_c2/484cbc429999a4a16da99b04ac2f6c13/dnsoverhttps/dns.pcap": (327, 149),
+    f"{DOH}/doh_tunnel_c2/68c58a06f47716371dd3a039dabe84f9/dnsoverhttps/dns.pcap": (425, 396),
+    f"{DOH}/doh_tunnel_file_transfer/4c99673934f75a13d8e7d69edde51648/dnsoverhttps/dns.pcap": (83, 41),
+}  # fmt: skip
 
 
 Ingested = Callable[[str], tuple[Store, Report]]
@@ -223,6 +230,21 @@ def _tshark_lines(path: Path, display_filter: str) -> int:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     return len(done.stdout.splitlines())
+
+
+def test_unreadable_tshark_line_is_a_bad_line(
+    store: Store, shared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def garbled(argv: list[str], path: Path, out: Path) -> str:
+        run_tool(argv, path, out=out)
+        with out.open("a") as fh:
+            fh.write("38\tnot\tenough\tcolumns\n")
+        return ""
+
+    monkeypatch.setattr(pcap_reader, "run_tool", garbled)
+    report = ingest_file(store, shared / SLIPS / "test12-icmp-portscan.pcap")
+    assert (report.rows[Table.FLOWS], report.bad_count, report.skipped) == (18, 1, {})
+    assert report.bad[0].message.startswith("packet 38: tshark output not understood")
 
 
 def test_missing_tshark_is_a_clear_error(

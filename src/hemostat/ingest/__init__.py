@@ -13,6 +13,8 @@ from hemostat.ingest import (
     access_jsonl,
     auditd,
     cicflowmeter,
+    netflow,
+    nfdump,
     pcap,
     suricata,
     zeek,
@@ -31,6 +33,10 @@ READERS: dict[str, type[Reader]] = {
         cicflowmeter.CicFlowMeter,
         access_jsonl.AccessJsonl,
         auditd.Auditd,
+        nfdump.NfdumpCsv,
+        nfdump.Nfcapd,
+        netflow.NetflowCapture,
+        netflow.NetflowPcap,  # before pcap.Pcap: claims only pcaps of export traffic
         pcap.Pcap,
     )
 }

@@ -4,9 +4,9 @@ per line, with all the keys of ``ACCESS_JSON_KEYS``.
 Every check and conversion is one SQL expression run by DuckDB, over chunks of lines that
 pyarrow cuts and numbers (so each bad line is named with its number, field and value, and
 the good ones are kept). The SQL runs on a side cursor: a failing statement there cannot
-abort the runner's transaction. Measured on 1M lines: ~5x faster than ``orjson`` per line
-into ``Columns``, and faster than validating a ``read_ndjson_objects`` scan before appending
-a second one (which also needs this pass anyway to number bad lines).
+abort the runner's transaction. Measured on 1M lines (docs/formats/access.md): 3-4x faster
+than ``orjson`` per line into ``Columns``, and faster than a ``read_ndjson_objects`` scan
+validated before a second one appends (which would still need this pass to number bad lines).
 
 Unknown extra keys are ignored (forward compatibility), except ``pid``: an integer there fills
 the ``pid`` column.

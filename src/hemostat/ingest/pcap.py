@@ -147,7 +147,7 @@ def _packets_sql(tsv: Path) -> str:
 
 
 _FLOWS_SQL = """
-    WITH first AS (
+    WITH head AS (
         SELECT fkey, arg_min(src, n) AS src, arg_min(dst, n) AS dst, arg_min(sport, n) AS sport,
             arg_min(dport, n) AS dport,
             arg_min(src, n) FILTER (WHERE kind = 'tcp' AND flags & 18 = 2) AS syn_src,
@@ -161,7 +161,7 @@ _FLOWS_SQL = """
                 AS oip,
             CASE WHEN syn_src IS NOT NULL THEN syn_sport WHEN from_server THEN dport ELSE sport
                 END AS oport
-        FROM first
+        FROM head
     ), d AS (
         SELECT p.*, o.oip, o.oport,
             p.src = o.oip AND (p.kind = 'other' OR p.sport IS NOT DISTINCT FROM o.oport) AS fwd,
@@ -242,8 +242,7 @@ class Pcap(Reader):
             _dissect(tshark, path, tsv, log)
             # the runner's transaction rolls these temporary tables back if anything fails
             con.execute(f"CREATE OR REPLACE TEMP TABLE _hemostat_pkt AS {_packets_sql(tsv)}")
-            _report_rejects(con, log)
-            _count_skipped(con, tsv, log)
+            _count_skipped(con, tsv, _report_rejects(con, log), log)
             con.execute(f"CREATE OR REPLACE TEMP TABLE _hemostat_pflows AS {_FLOWS_SQL}")
             yield Table.FLOWS, con.sql(f"SELECT {_CANONICAL} FROM _hemostat_pflows")
             yield Table.DNS, con.sql(_DNS_SQL)
@@ -264,16 +263,17 @@ def _dissect(tshark: str, path: Path, tsv: Path, log: Log) -> None:
         log.bad_line(None, "capture cut short in the middle of a packet; earlier packets read")
 
 
-def _count_skipped(con: duckdb.DuckDBPyConnection, tsv: Path, log: Log) -> None:
+def _count_skipped(con: duckdb.DuckDBPyConnection, tsv: Path, rejected: int, log: Log) -> None:
+    """Frames tshark listed that are not IP packets (and not rejected lines either)."""
     row = con.execute("SELECT count(*) FROM _hemostat_pkt").fetchone()
     ip_packets = int(row[0]) if row else 0
     with tsv.open("rb") as fh:
         lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
-    if lines > ip_packets + log.bad_count:
-        log.skip("non-IP frames (ARP, …)", lines - ip_packets - log.bad_count)
+    if lines > ip_packets + rejected:
+        log.skip("non-IP frames (ARP, …)", lines - ip_packets - rejected)
 
 
-def _report_rejects(con: duckdb.DuckDBPyConnection, log: Log) -> None:
+def _report_rejects(con: duckdb.DuckDBPyConnection, log: Log) -> int:
     rows = con.execute(
         "SELECT line, any_value(csv_line) FROM _hemostat_rejects GROUP BY line ORDER BY line"
     ).fetchall()
@@ -281,3 +281,4 @@ def _report_rejects(con: duckdb.DuckDBPyConnection, log: Log) -> None:
     con.execute("DROP TABLE IF EXISTS _hemostat_reject_scans")
     for line, text in rows:
         log.bad_line(None, f"packet {line}: tshark output not understood: {text[:60]!r}")
+    return len(rows)
