@@ -1,8 +1,7 @@
-"""The main job, end to end: make data → ingest → (detect → scope → report, as those land).
+"""The main job, end to end: simulate → ingest → (detect → scope → report, as those land).
 
-Until the hospital simulator lands, the demo writes a small sample of its own (a Zeek
-conn.log of a day of a small site, and its inventory) and runs
-the stages that exist on it. Stages not built yet are named as such; no result is faked.
+Stages not built yet are named as such; no result is faked. ``write_sample`` is a tiny,
+fast alternative input (one Zeek conn.log and an inventory) for quick checks.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from hemostat.store import Counts, Store
 
 #: stages of the main job that later work will fill in, in pipeline order
 NOT_BUILT = (
-    "hospital simulator with attack scenarios and ground truth",
     "detection (detectors, baselines, incidents)",
     "breach scoping (what left, whose) and the Art. 33 report",
     "containment (nftables isolation, site cut)",
@@ -87,19 +85,29 @@ def write_sample(out: Path, hosts: int = 300) -> None:
     (out / "inventory.yaml").write_text(_INVENTORY)
 
 
+#: the scenario the demo plays: the case of DESIGN §1 (a supplier's access, a bulk dump)
+SCENARIOS = ("provider_bulk",)
+
+
 def run(
-    home: Path, out: Path, hosts: int = 300, on_stage: Callable[[str], None] | None = None
+    home: Path,
+    out: Path,
+    hosts: int = 300,
+    on_stage: Callable[[str], None] | None = None,
+    seed: int = 7,
 ) -> Result:
-    """Write the sample into ``out``, load its inventory and ingest it into ``home``."""
+    """Simulate a day of a ``hosts``-host hospital under attack into ``out``, then ingest it."""
+    from hemostat.simulate import generate
+
     say = on_stage or (lambda _: None)
     if out.exists():
         shutil.rmtree(out)
-    say(f"writing a day of Zeek flows of a {hosts}-host site into {out}")
-    write_sample(out, hosts)
+    say(f"simulating one day of a {hosts}-host hospital with scenario {', '.join(SCENARIOS)}")
+    generate(out, hosts=hosts, days=1, scenarios=SCENARIOS, seed=seed)
     site = inventory.load(out / "inventory.yaml")
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out / "inventory.yaml", home / "inventory.yaml")
-    say("ingesting")
+    say("ingesting the sensor logs and access events (ground truth stays in truth.json)")
     with Store(home) as store:
         reports = ingest(store, [out])
         counts = store.counts()
