@@ -63,3 +63,14 @@ def test_every_command_has_help() -> None:
     group = get_command(app)
     for name, command in group.commands.items():  # type: ignore[attr-defined]
         assert command.help, f"`hemostat {name}` has no help text"
+
+
+def test_simulate_writes_logs_and_truth(tmp_path: Path) -> None:
+    out = tmp_path / "sim"
+    done = hemostat(tmp_path, "simulate", "--out", str(out), "--hosts", "50", "--scenario", "c2_beacon")
+    assert done.returncode == 0, done.stderr
+    truth = json.loads((out / "truth.json").read_text())
+    assert "c2_beacon" in json.dumps(truth)
+    assert list(out.glob("conn.*.log")) and (out / "inventory.yaml").exists()
+    bad = hemostat(tmp_path, "simulate", "--out", str(out), "--scenario", "nope")
+    assert bad.returncode == 1 and "unknown scenario 'nope'" in bad.stderr

@@ -94,6 +94,33 @@ def demo(
         raise HemostatError("the dashboard (--serve) is not built yet")
 
 
+@app.command()
+def simulate(
+    out: Annotated[
+        Path, typer.Option(help="Directory for conn/dns logs, access.jsonl, inventory, truth.")
+    ],
+    hosts: Annotated[int, typer.Option(min=40, help="Number of hosts (300 to 8000).")] = 300,
+    days: Annotated[int, typer.Option(min=1, help="Days of traffic.")] = 1,
+    scenario: Annotated[
+        list[str] | None, typer.Option(help="Attack scenario (repeatable); see docs/simulate.md.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same hospital.")] = 0,
+) -> None:
+    """Write a simulated hospital's traffic, with attack scenarios and their ground truth."""
+    from hemostat.simulate import generate
+
+    with _progress(False) as progress:
+        task = progress.add_task("simulate", total=None)
+        summary = generate(
+            out, hosts=hosts, days=days, scenarios=tuple(scenario or ()), seed=seed,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )  # fmt: skip
+    console.print(
+        f"wrote {out}: {summary.flows:,} flows, {summary.dns:,} dns, {summary.access:,} access "
+        f"events; ground truth in {out / 'truth.json'}"
+    )
+
+
 # ---- ingest -------------------------------------------------------------------------------
 
 
