@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import duckdb
 
 from hemostat.errors import IngestError
-from hemostat.ingest.reader import Log, Reader, sample
+from hemostat.ingest.reader import REJECTS, Log, Reader, reject_reason, sample, take_rejects
 from hemostat.schema import PROTO_NAMES, Sample, Table
 
 #: canonical role → accepted header names, normalised (lower case, letters and digits only)
@@ -66,8 +66,6 @@ _FLOW_SQL = """
     coalesce({pkts_out}, 0) AS pkts_out, coalesce({pkts_in}, 0) AS pkts_in,
     {conn_id} AS conn_id, 'cicflowmeter' AS source
 """
-
-_REJECTS, _REJECT_SCANS = "_hemostat_cic_rejects", "_hemostat_cic_reject_scans"
 
 
 def _normal(name: str) -> str:
@@ -120,13 +118,12 @@ class CicFlowMeter(Reader):
         fmt = _timestamp_format(path, _lines(head)[1 : _FORMAT_ROWS + 1], roles["ts"])
         if fmt:
             options["timestamp_format"] = fmt
-        for table in (_REJECTS, _REJECT_SCANS):
+        for table in REJECTS.values():  # none left over from an earlier read
             con.execute(f"DROP TABLE IF EXISTS {table}")
         rel = con.read_csv(
             str(path), header=True, delimiter=",", columns=columns, auto_detect=False,
             compression="gzip" if head.gzip else "none", null_padding=False,
-            ignore_errors=True, store_rejects=True, rejects_table=_REJECTS,
-            rejects_scan=_REJECT_SCANS, **options,
+            ignore_errors=True, store_rejects=True, **REJECTS, **options,
         )  # fmt: skip
         yield Table.FLOWS, rel.select(_FLOW_SQL.format(**_selects(roles)))
         _report_rejects(con, log, fields)
@@ -175,13 +172,6 @@ def _report_rejects(con: duckdb.DuckDBPyConnection, log: Log, fields: list[str])
     def named(match: re.Match[str]) -> str:
         return f'column "{fields[int(match[1])].strip()}"'
 
-    rows = con.execute(
-        "SELECT line, any_value(error_type), any_value(error_message), any_value(csv_line) "
-        f"FROM {_REJECTS} GROUP BY line ORDER BY line"
-    ).fetchall()
-    for line, error_type, message, text in rows:
-        what = "truncated line" if error_type == "MISSING COLUMNS" else message.split("\n")[0]
-        what = re.sub(r'column "c(\d+)"', named, what)
-        log.bad_line(int(line), f"{what}: {text[:60]!r}")
-    for table in (_REJECTS, _REJECT_SCANS):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+    for line, error_type, message, text in take_rejects(con):
+        what = re.sub(r'column "c(\d+)"', named, reject_reason(error_type, message))
+        log.bad_line(line, f"{what}: {text[:60]!r}")

@@ -22,7 +22,15 @@ from typing import Any, ClassVar
 import duckdb
 
 from hemostat.errors import IngestError
-from hemostat.ingest.reader import Log, Reader, require_tool, run_tool
+from hemostat.ingest.reader import (
+    REJECTS,
+    Log,
+    Reader,
+    reject_reason,
+    require_tool,
+    run_tool,
+    take_rejects,
+)
 from hemostat.ingest.reader import sample as take_sample
 from hemostat.schema import PROTO_NAMES, Sample, Table
 
@@ -173,7 +181,7 @@ def _read_csv(
     return con.read_csv(
         str(path), delimiter=",", header=header, quotechar="", escapechar="", columns=columns,
         auto_detect=False, null_padding=False, ignore_errors=True, store_rejects=True,
-        rejects_table="_hemostat_rejects", rejects_scan="_hemostat_reject_scans",
+        **REJECTS,
     )  # fmt: skip
 
 
@@ -200,17 +208,10 @@ def _convert(nfdump: str, path: Path, out: Path, log: Log) -> bool:
 
 
 def _report_rejects(con: duckdb.DuckDBPyConnection, log: Log) -> None:
-    rows = con.execute(
-        "SELECT line, any_value(error_type), any_value(error_message), any_value(csv_line) "
-        "FROM _hemostat_rejects GROUP BY line ORDER BY line"
-    ).fetchall()
-    con.execute("DROP TABLE IF EXISTS _hemostat_rejects")
-    con.execute("DROP TABLE IF EXISTS _hemostat_reject_scans")
     trailer_at = None
-    for line, error_type, message, text in rows:
+    for line, error_type, message, text in take_rejects(con):
         if text.strip() in _TRAILER or line == trailer_at:
             log.skip("nfdump summary lines")
-            trailer_at = int(line) + 1  # the totals line follows its own header
+            trailer_at = line + 1  # the totals line follows its own header
             continue
-        what = "truncated line" if error_type == "MISSING COLUMNS" else message.split("\n")[0]
-        log.bad_line(int(line), f"{what}: {text[:60]!r}")
+        log.bad_line(line, f"{reject_reason(error_type, message)}: {text[:60]!r}")

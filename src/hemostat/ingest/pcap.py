@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import duckdb
 
 from hemostat.errors import IngestError
-from hemostat.ingest.reader import Log, Reader, require_tool, run_tool
+from hemostat.ingest.reader import REJECTS, Log, Reader, require_tool, run_tool, take_rejects
 from hemostat.schema import PROTO_NAMES, QTYPE_NAMES, RCODE_NAMES, Sample, Table
 
 #: pcap (µs and ns, both byte orders, and the "modified" variant) and pcapng magic numbers
@@ -94,8 +94,8 @@ def _packets_sql(tsv: Path) -> str:
     WITH raw AS (
         SELECT * FROM read_csv('{str(tsv).replace("'", "''")}', delim='\t', header=false,
             quote='', escape='', columns={columns}, auto_detect=false, ignore_errors=true,
-            store_rejects=true, rejects_table='_hemostat_rejects',
-            rejects_scan='_hemostat_reject_scans')
+            store_rejects=true, rejects_table='{REJECTS["rejects_table"]}',
+            rejects_scan='{REJECTS["rejects_scan"]}')
     ), p AS (
         SELECT n::BIGINT AS n, t::DOUBLE AS t, *
             EXCLUDE (n, t),
@@ -274,11 +274,7 @@ def _count_skipped(con: duckdb.DuckDBPyConnection, tsv: Path, rejected: int, log
 
 
 def _report_rejects(con: duckdb.DuckDBPyConnection, log: Log) -> int:
-    rows = con.execute(
-        "SELECT line, any_value(csv_line) FROM _hemostat_rejects GROUP BY line ORDER BY line"
-    ).fetchall()
-    con.execute("DROP TABLE IF EXISTS _hemostat_rejects")
-    con.execute("DROP TABLE IF EXISTS _hemostat_reject_scans")
-    for line, text in rows:
+    rows = take_rejects(con)
+    for line, _, _, text in rows:
         log.bad_line(None, f"packet {line}: tshark output not understood: {text[:60]!r}")
     return len(rows)

@@ -164,3 +164,37 @@ class Columns:
             {f.name: pa.array(self.data[f.name], type=f.type) for f in self.schema},
             schema=self.schema,
         )
+
+
+#: ``read_csv`` options that set rejected rows aside for :func:`take_rejects`
+REJECTS: dict[str, Any] = {
+    "rejects_table": "_hemostat_rejects",
+    "rejects_scan": "_hemostat_reject_scans",
+}
+
+
+def take_rejects(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str, str]]:
+    """Rows a ``read_csv`` with :data:`REJECTS` set aside, once the relation has been read:
+    ``(line, error type, message, text)`` per line, in order. The reject tables are dropped."""
+    rows = con.execute(
+        "SELECT line, any_value(error_type), any_value(error_message), any_value(csv_line) "
+        f"FROM {REJECTS['rejects_table']} GROUP BY line ORDER BY line"
+    ).fetchall()
+    for table in REJECTS.values():
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    return [(int(line), kind, message, text) for line, kind, message, text in rows]
+
+
+def reject_reason(error_type: str, message: str) -> str:
+    """A short reason for a rejected row: ``truncated line`` or DuckDB's first line."""
+    return "truncated line" if error_type == "MISSING COLUMNS" else message.split("\n")[0]
+
+
+def port(value: Any) -> int | None:
+    """A port number from JSON, checked to be 0 to 65535 (``ValueError`` otherwise)."""
+    if value is None:
+        return None
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise ValueError(f"port out of range {number}")
+    return number

@@ -29,7 +29,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from hemostat.ingest.reader import Columns, Log, Reader, json_lines
+from hemostat.ingest.reader import Columns, Log, Reader, json_lines, port
 from hemostat.schema import PROTO_NAMES, QTYPE_NAMES, Sample, Table
 
 SOURCE = "suricata"
@@ -99,15 +99,6 @@ def _ts(value: Any) -> datetime:
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _port(value: Any) -> int | None:
-    if value is None:
-        return None
-    port = int(value)
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port out of range {port}")
-    return port
-
-
 def _proto(value: Any) -> str | None:
     """``TCP`` → ``tcp``; a protocol number (Suricata prints unknown ones so) → its name."""
     if value is None:
@@ -136,9 +127,9 @@ def _conn_id(obj: dict[str, Any]) -> str | None:
 def _endpoints(obj: dict[str, Any]) -> dict[str, Any]:
     return {
         "src_ip": str(obj["src_ip"]),
-        "src_port": _port(obj.get("src_port")),
+        "src_port": port(obj.get("src_port")),
         "dst_ip": str(obj["dest_ip"]),
-        "dst_port": _port(obj.get("dest_port")),
+        "dst_port": port(obj.get("dest_port")),
         "proto": _proto(obj.get("proto")),
         "service": _service(obj.get("app_proto")),
         "conn_id": _conn_id(obj),

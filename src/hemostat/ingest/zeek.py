@@ -16,7 +16,17 @@ from typing import Any, ClassVar
 import duckdb
 
 from hemostat.errors import IngestError
-from hemostat.ingest.reader import Columns, Log, Reader, json_lines, sample
+from hemostat.ingest.reader import (
+    REJECTS,
+    Columns,
+    Log,
+    Reader,
+    json_lines,
+    port,
+    reject_reason,
+    sample,
+    take_rejects,
+)
 from hemostat.schema import QTYPE_NAMES, RCODE_NAMES, Sample, Table
 
 _SQL_TYPES = {
@@ -137,8 +147,7 @@ class ZeekTsv(Reader):
             str(path), delimiter="\t", header=False, comment="#", quotechar="", escapechar="",
             columns=columns, auto_detect=False, null_padding=False,
             na_values=["-", header.get("empty_field", "(empty)")],
-            ignore_errors=True, store_rejects=True,
-            rejects_table="_hemostat_rejects", rejects_scan="_hemostat_reject_scans",
+            ignore_errors=True, store_rejects=True, **REJECTS,
         )  # fmt: skip
         host = '"_node_name"' if "_node_name" in fields else "NULL::VARCHAR"
         optional = _OPTIONAL["conn" if base == "conn" else "dns"]
@@ -160,17 +169,10 @@ class ZeekTsv(Reader):
 
 
 def _report_rejects(con: duckdb.DuckDBPyConnection, log: Log) -> None:
-    rows = con.execute(
-        "SELECT line, any_value(error_type), any_value(error_message), any_value(csv_line) "
-        "FROM _hemostat_rejects GROUP BY line ORDER BY line"
-    ).fetchall()
-    for line, error_type, message, text in rows:
+    for line, error_type, message, text in take_rejects(con):
         if text.lstrip(" \t").startswith("#"):
             continue  # an indented header line: DuckDB saw no comment, but it is not data
-        what = "truncated line" if error_type == "MISSING COLUMNS" else message.split("\n")[0]
-        log.bad_line(int(line), f"{what}: {text[:60]!r}")
-    con.execute("DROP TABLE IF EXISTS _hemostat_rejects")
-    con.execute("DROP TABLE IF EXISTS _hemostat_reject_scans")
+        log.bad_line(line, f"{reject_reason(error_type, message)}: {text[:60]!r}")
 
 
 # ---- JSON ----------------------------------------------------------------------------------
@@ -190,15 +192,6 @@ def _get(obj: dict[str, Any], key: str) -> Any:
     head, _, rest = key.partition(".")
     inner = obj.get(head)
     return inner.get(rest) if rest and isinstance(inner, dict) else None
-
-
-def _port(value: Any) -> int | None:
-    if value is None:
-        return None
-    port = int(value)
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port out of range {port}")
-    return port
 
 
 def _json_kind(path: Path, obj: dict[str, Any]) -> str:
@@ -260,9 +253,9 @@ def _json_flow(obj: dict[str, Any], open_: bool) -> dict[str, Any]:
         "ts": ts,
         "end_ts": datetime.fromtimestamp(ts.timestamp() + duration, UTC),
         "src_ip": str(_required(obj, "id.orig_h")),
-        "src_port": _port(_get(obj, "id.orig_p")),
+        "src_port": port(_get(obj, "id.orig_p")),
         "dst_ip": str(_required(obj, "id.resp_h")),
-        "dst_port": _port(_get(obj, "id.resp_p")),
+        "dst_port": port(_get(obj, "id.resp_p")),
         "proto": str(_required(obj, "proto")).lower(),
         "service": obj.get("service"),
         "bytes_out": int(obj.get("orig_bytes") or 0),
