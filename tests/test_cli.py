@@ -74,3 +74,24 @@ def test_simulate_writes_logs_and_truth(tmp_path: Path) -> None:
     assert list(out.glob("conn.*.log")) and (out / "inventory.yaml").exists()
     bad = hemostat(tmp_path, "simulate", "--out", str(out), "--scenario", "nope")
     assert bad.returncode == 1 and "unknown scenario 'nope'" in bad.stderr
+
+
+def test_ingest_of_a_directory_prints_totals_and_only_files_to_look_at(
+    tmp_path: Path, shared: Path
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for i in range(6):  # six good hourly files: counted, not listed
+        src = shared / "rita-zeek/open_conns/closed/conn.log"
+        (logs / f"conn.0{i}.log").write_text(src.read_text().replace("C", f"C{i}", 1))
+    (logs / "conn.cut.log").write_bytes((shared / "rita-zeek/truncated/conn.log").read_bytes())
+    (logs / "notes.txt").write_bytes((shared / "rita-zeek/text_file/conn.log").read_bytes())
+    done = hemostat(tmp_path / "home", "ingest", str(logs))
+    assert done.returncode == 0, done.stderr
+    assert "zeek_tsv" in done.stdout and "ingest: 8 file(s)" in done.stdout
+    assert "conn.0" not in done.stdout  # the good files are only in the totals
+    assert f"{logs / 'conn.cut.log'}: 1 bad line(s) skipped" in done.stdout
+    assert f"{logs / 'notes.txt'}: unrecognised format" in done.stdout
+    assert "conn.cut.log:67: truncated line" in done.stderr
+    reports = json.loads(hemostat(tmp_path / "home", "ingest", "--json", str(logs)).stdout)
+    assert len(reports) == 8 and sum(r["duplicate"] for r in reports) == 7  # full detail

@@ -43,22 +43,32 @@ def con() -> duckdb.DuckDBPyConnection:
     return c
 
 
-def _sql(con: duckdb.DuckDBPyConnection, rows: list[tuple[object, ...]]) -> list[str | None]:
+#: the store's path (endpoint keys in their own projections, then the hash) and the macro
+STORE_PATH = (
+    f"SELECT {community_id.hash_sql('_cid_lo', '_cid_hi', 'proto', community_id.PY_CALL)} "
+    f"FROM ({community_id.keyed_sql('t')}) ORDER BY i"
+)
+MACRO = "SELECT community_id(src_ip, src_port, dst_ip, dst_port, proto) FROM t ORDER BY i"
+
+
+def _sql(
+    con: duckdb.DuckDBPyConnection, rows: list[tuple[object, ...]], query: str = STORE_PATH
+) -> list[str | None]:
     con.execute(
         "CREATE OR REPLACE TEMP TABLE t (i INT, proto VARCHAR, src_ip VARCHAR, dst_ip VARCHAR, "
         "src_port INT, dst_port INT)"
     )
-    con.executemany(
-        "INSERT INTO t VALUES (?, ?, ?, ?, ?, ?)", [(i, *r) for i, r in enumerate(rows)]
-    )
-    got = con.execute(
-        "SELECT community_id(src_ip, src_port, dst_ip, dst_port, proto) FROM t ORDER BY i"
-    ).fetchall()
-    return [g[0] for g in got]
+    con.execute(
+        "INSERT INTO t SELECT * FROM (SELECT unnest(?, recursive := true))",
+        [[dict(zip(("i", "proto", "src_ip", "dst_ip", "src_port", "dst_port"), (i, *r),
+                   strict=True)) for i, r in enumerate(rows)]],
+    )  # fmt: skip
+    return [g[0] for g in con.execute(query).fetchall()]
 
 
-def test_sql_matches_published_baseline(con: duckdb.DuckDBPyConnection) -> None:
-    got = _sql(con, [row[:5] for row in BASELINE])
+@pytest.mark.parametrize("query", [STORE_PATH, MACRO], ids=["store", "macro"])
+def test_sql_matches_published_baseline(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    got = _sql(con, [row[:5] for row in BASELINE], query)
     assert got == [row[5] for row in BASELINE]
 
 
@@ -94,8 +104,23 @@ def test_vectorised_ipv4_equals_reference(rows: list[tuple[object, ...]]) -> Non
     assert _sql(_CON, rows) == expected
 
 
-def test_undefined_inputs_give_null(con: duckdb.DuckDBPyConnection) -> None:
-    assert _sql(con, [("tcp", "not-an-ip", "10.0.0.1", 1, 2), ("tcp", None, "10.0.0.1", 1, 2)]) == [
-        None,
-        None,
-    ]
+UNDEFINED = [
+    ("tcp", "not-an-ip", "10.0.0.1", 1, 2),
+    ("tcp", None, "10.0.0.1", 1, 2),
+    ("tcp", "10.0.0.1", "10.0.0.2", 70000, 2),  # port out of range
+    ("tcp", "10.0.0.256", "10.0.0.2", 1, 2),  # octet out of range
+    ("tcp", "10.0.0.1", "10.0.0.2", None, 2),  # one port missing
+]
+
+
+@pytest.mark.parametrize("query", [STORE_PATH, MACRO], ids=["store", "macro"])
+def test_undefined_inputs_give_null(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Not a half-computed hash: the fast path must not take one valid endpoint for two."""
+    assert _sql(con, UNDEFINED, query) == [None] * len(UNDEFINED)
+
+
+def test_extreme_endpoints(con: duckdb.DuckDBPyConnection) -> None:
+    rows = [("udp", "0.0.0.0", "255.255.255.255", 0, 65535),
+            ("tcp", "255.255.255.255", "255.255.255.255", 65535, 0),
+            ("sctp", "1.2.3.4", "1.2.3.4", 7, 7)]  # fmt: skip
+    assert _sql(con, rows) == [community_id.compute(s, sp, d, dp, p) for p, s, d, sp, dp in rows]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 
 from hemostat.errors import StoreError
 from hemostat.ingest import ingest_file
+from hemostat.ingest.reader import Log
+from hemostat.ingest.zeek import ZeekTsv
 from hemostat.schema import FLOWS, Table
 from hemostat.store import Store
 
@@ -93,3 +97,85 @@ def test_store_error_on_unwritable_home(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StoreError):
         Store(blocker / "home")
+
+
+def _truncated_gzip(tmp_path: Path, shared: Path) -> Path:
+    """A gzipped Zeek conn.log cut in half: its header reads, its rows end mid-stream."""
+    src = shared / "stratosphere-zeek-labeled/011-zeek-mixed/data/conn.log.labeled"
+    data = gzip.compress(src.read_bytes())
+    cut = tmp_path / "conn.log.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    return cut
+
+
+def test_an_error_in_a_lazy_append_is_not_masked(
+    tmp_path: Path, shared: Path, store: Store
+) -> None:
+    """The gzip error surfaces while rows are inserted; cleaning up after it in the aborted
+    transaction must not replace it with DuckDB's 'transaction is aborted'."""
+    cut = _truncated_gzip(tmp_path, shared)
+    table, rel = next(ZeekTsv().read(cut, store.con, Log(cut)))  # lazy: nothing read yet
+    with pytest.raises(duckdb.IOException, match="GZIP"), store.transaction():
+        store.append(table, rel)
+    assert store.counts().flows == 0
+    assert _keeps_insertion_order(store)  # the append's own setting is put back
+    assert store.append(Table.FLOWS, _flows(2)) == 2  # the store is still usable
+    assert _keeps_insertion_order(store)
+
+
+def _keeps_insertion_order(store: Store) -> bool:
+    """Appends let DuckDB store rows in any order; other queries keep the default."""
+    got = store.con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
+    return bool(got[0][0])
+
+
+def test_read_only_opens_an_existing_store(tmp_path: Path) -> None:
+    with Store(tmp_path / "h") as s:
+        s.append(Table.FLOWS, _flows(3))
+    with Store(tmp_path / "h", read_only=True) as s:
+        assert s.counts().flows == 3
+        assert s.con.execute("SELECT count(community_id) FROM flows").fetchall() == [(3,)]
+        with pytest.raises(duckdb.Error):
+            s.append(Table.FLOWS, _flows(1))
+
+
+def test_read_only_without_a_store_says_so(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no store at"):
+        Store(tmp_path / "none", read_only=True)
+    assert not (tmp_path / "none").exists()
+
+
+def test_read_only_while_another_process_writes_is_a_clear_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    home = tmp_path / "h"
+    Store(home).close()
+    with Store(home):
+        code = (f"from hemostat.store import Store; "
+                f"Store(__import__('pathlib').Path({str(home)!r}), read_only=True)")  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "StoreError" in done.stderr and "another hemostat" in done.stderr
+
+
+def test_begin_ingest_takes_a_source_name(store: Store) -> None:
+    with store.transaction():
+        ingest_id = store.begin_ingest("udp://0.0.0.0:2055", "listen:1", "netflow_udp")
+    assert store.con.execute("SELECT id, path FROM ingests").fetchall() == [
+        (ingest_id, "udp://0.0.0.0:2055")
+    ]
+
+
+def test_community_id_is_stored_uncompressed(store: Store) -> None:
+    """Hashes do not compress; trying costs a third of the ingest time."""
+    sql = store.con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = 'flows'")
+    assert "community_id VARCHAR USING COMPRESSION Uncompressed" in sql.fetchall()[0][0]
+
+
+def test_arrow_flows_without_snapshots_keep_repeated_conn_ids(store: Store) -> None:
+    """Slices of one long connection share its conn_id: closed rows are never merged."""
+    flows = _flows(3).append_column("conn_id", pa.array(["C1"] * 3))
+    flows = flows.append_column("open", pa.array([False] * 3))
+    assert store.append(Table.FLOWS, flows) == 3
+    assert store.counts().flows == 3

@@ -8,12 +8,15 @@ import json
 import os
 import re
 import sys
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
@@ -87,6 +90,10 @@ def demo(
         table.add_row(name, f"{getattr(result.counts, name):,}")
     console.print(table)
     console.print(f"logs in {result.out}; bad lines while ingesting: {result.bad_lines}")
+    if result.detection:
+        for failed in result.detection.run.errors:
+            err.print(f"detector {failed.detector} failed: {failed.error}", markup=False)
+        _print_incidents(result.incidents)
     console.print("[yellow]not built yet[/] (no result is shown for these, none is faked):")
     for stage_name in result.not_built:
         console.print(f"  • {stage_name}")
@@ -124,30 +131,54 @@ def simulate(
 # ---- ingest -------------------------------------------------------------------------------
 
 
-def _print_reports(reports: list[Any]) -> None:
-    table = RichTable(title="ingest", show_lines=False)
-    for col in ("file", "format", "flows", "dns", "access", "bad lines", "note"):
-        table.add_column(
-            col, justify="right" if col in ("flows", "dns", "access", "bad lines") else "left"
-        )
+_COUNTS = ("flows", "dns", "access")
+
+
+def _print_reports(reports: list[Any], seconds: float) -> None:
+    """Totals per format, then only the files that need a look (bad lines, refused, skipped);
+    ``--json`` has every file."""
+    table = RichTable(title=f"ingest: {len(reports)} file(s)", box=box.SIMPLE_HEAD,
+                      pad_edge=False, collapse_padding=True)  # fmt: skip
+    table.add_column("format (files)", no_wrap=True)
+    for col in (*_COUNTS, "bad lines", "duplicate"):  # duplicate: files already ingested
+        table.add_column(col, justify="right", no_wrap=True)
+    totals: dict[str, list[int]] = {}
     for r in reports:
-        rows = {str(k): v for k, v in r.rows.items()}
-        note = (
-            f"[red]refused: {r.error.message}[/]" if r.error
-            else "already ingested" if r.duplicate
-            else ", ".join(f"{n} {k}" for k, n in r.skipped.items())
-        )  # fmt: skip
-        table.add_row(str(r.path), r.format or "-", str(rows.get("flows", 0)),
-                      str(rows.get("dns", 0)), str(rows.get("access", 0)),
-                      str(r.bad_count), note)  # fmt: skip
+        if r.format is None or r.error:
+            continue
+        row = totals.setdefault(r.format, [0] * 6)
+        counts = (1, *(r.rows.get(t, 0) for t in _COUNTS), r.bad_count, int(r.duplicate))
+        row[:] = [a + b for a, b in zip(row, counts, strict=True)]
+    for name, row in sorted(totals.items()):
+        table.add_row(f"{name} ({row[0]})", *(f"{n:,}" for n in row[1:]))
     console.print(table)
-    for r in reports:
+    rows = sum(sum(r.rows.values()) for r in reports)
+    console.print(f"{rows:,} rows in {seconds:.1f} s ({rows / max(seconds, 1e-9):,.0f} rows/s)")
+    _print_attention(reports)
+
+
+def _print_attention(reports: list[Any], bad_lines: int = 20) -> None:
+    """One line per file refused, skipped or with bad lines; a few bad lines themselves."""
+    notes = [(r, _note(r)) for r in reports]
+    if any(note for _, note in notes):
+        console.print("files to look at:")
+    for r, note in notes:
+        if note:
+            console.print(f"  {r.path}: {note}", markup=False, highlight=False, soft_wrap=True)
         if r.error:
             print(f"error: {r.error}", file=sys.stderr)  # noqa: T201
-        for bad in r.bad[:5]:
-            err.print(f"[yellow]skipped[/] {bad}")
-        if r.bad_count > 5:
-            err.print(f"[yellow]skipped[/] … and {r.bad_count - 5} more bad line(s) in {r.path}")
+    shown = [bad for r in reports for bad in r.bad[:5]][:bad_lines]
+    for bad in shown:
+        err.print(f"[yellow]skipped[/] {escape(str(bad))}", highlight=False, soft_wrap=True)
+    if (total := sum(r.bad_count for r in reports)) > len(shown):
+        err.print(f"[yellow]skipped[/] … and {total - len(shown):,} more bad line(s) (--json)")
+
+
+def _note(r: Any) -> str:
+    if r.error:
+        return f"refused: {r.error.message}"
+    parts = [f"{r.bad_count:,} bad line(s) skipped"] if r.bad_count else []
+    return ", ".join(parts + [k if n == 1 else f"{n:,} {k}" for k, n in r.skipped.items()])
 
 
 def _report_json(r: Any) -> dict[str, Any]:
@@ -192,11 +223,12 @@ def ingest(
         def advance(report: Any) -> None:
             progress.update(task, advance=1, description=report.path.name[:40])
 
+        start = time.perf_counter()
         reports = run(store, paths, fmt=fmt, strict=strict, on_file=advance)
     if as_json:
         console.print_json(json.dumps([_report_json(r) for r in reports]))
     else:
-        _print_reports(reports)
+        _print_reports(reports, time.perf_counter() - start)
     if any(r.error for r in reports):
         raise typer.Exit(1)
 
@@ -251,6 +283,250 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         table.add_row(t, f"{v['rows']:,}", v["first"] or "-", v["last"] or "-")
     console.print(table)
     console.print(f"{counts.files} file(s) ingested")
+
+
+# ---- detection ----------------------------------------------------------------------------
+
+
+@app.command()
+def detect(
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Start (ISO 8601 UTC, or an age like 6h). Default: where "
+            "the last run stopped, else the oldest data."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="End (ISO 8601 or age). Default: newest data.")
+    ] = None,
+    detector: Annotated[
+        list[str] | None, typer.Option(help="Run only this detector (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+) -> None:
+    """Run the detectors over new data (incremental: call it every minute), save findings and
+    regroup incidents. Exit status 1 if a detector failed (the others still ran)."""
+    from hemostat import config
+    from hemostat.detect import DETECTORS
+    from hemostat.detect.runner import examine, pending
+
+    settings = config.load(State.home)
+    unknown = [d for d in detector or [] if d not in DETECTORS]
+    if unknown:
+        raise HemostatError(f"unknown detector {unknown[0]}; known: {', '.join(DETECTORS)}")
+    chosen = [settings.detector(DETECTORS[d]) for d in detector] if detector else None
+    with Store(State.home) as store:
+        window = pending(store, _when(since), _when(until))
+        if window is None:
+            console.print("nothing new to examine")
+            return
+        names = [d.id for d in chosen] if chosen else settings.enabled()
+        with _progress(as_json) as progress:
+            task = progress.add_task("detect", total=len(names))
+            done = examine(
+                store, _inventory(), settings, window, chosen,
+                lambda name: progress.update(task, advance=1, description=name),
+            )  # fmt: skip
+    if as_json:
+        console.print_json(json.dumps({
+            "since": window.start.isoformat(), "until": window.end.isoformat(),
+            "findings": len(done.run.findings), "new_findings": done.new,
+            "incidents": len(done.incidents), "seconds": round(done.seconds, 2),
+            "detectors": [{"id": d.detector, "findings": d.findings,
+                           "seconds": round(d.seconds, 2), "error": d.error}
+                          for d in done.run.detectors],
+        }))  # fmt: skip
+    else:
+        table = RichTable(
+            "detector",
+            "findings",
+            "seconds",
+            "error",
+            title=f"{window.start:%Y-%m-%d %H:%M} → {window.end:%Y-%m-%d %H:%M} UTC",
+        )
+        for d in done.run.detectors:
+            table.add_row(d.detector, str(d.findings), f"{d.seconds:.1f}", d.error or "")
+        console.print(table)
+        console.print(f"{done.new} new finding(s); {len(done.incidents)} incident(s) open; "
+                      f"{done.seconds:.1f} s")  # fmt: skip
+    if done.run.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def incidents(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the DESIGN §4 JSON list.")] = False,
+) -> None:
+    """List incidents, most severe first (run `hemostat detect` to update them)."""
+    from hemostat.incidents import as_json as incident_json
+    from hemostat.incidents import listing
+
+    with Store(State.home) as store:
+        listed = listing(store)
+    if as_json:
+        console.print_json(json.dumps([incident_json(item) for item in listed]))
+        return
+    _print_incidents([item.incident for item in listed])
+
+
+def _print_incidents(found: list[Any]) -> None:
+    if not found:
+        console.print("no incident")
+        return
+    table = RichTable("id", "severity", "kind", "hosts", "destinations", "start (UTC)",
+                      "bytes out", title=f"{len(found)} incident(s)")  # fmt: skip
+    table.columns[0].no_wrap = True
+    ordered = sorted(found, key=lambda i: -i.score)
+    for inc in ordered:
+        more = f" +{len(inc.hosts) - 2}" if len(inc.hosts) > 2 else ""
+        table.add_row(
+            inc.id, f"{inc.severity} {inc.score:.0f}", str(inc.kind),
+            ", ".join(inc.hosts[:2]) + more, ", ".join(inc.destinations[:2]),
+            f"{inc.start:%Y-%m-%d %H:%M}", _bytes(inc.bytes_out),
+        )  # fmt: skip
+    console.print(table)
+    for inc in ordered:
+        console.print(f"[bold]{inc.id}[/] ", end="")
+        console.print(inc.summary, markup=False, highlight=False)
+
+
+@app.command()
+def evaluate(
+    hosts: Annotated[int, typer.Option(min=40, help="Size of the simulated site.")] = 300,
+    days: Annotated[int, typer.Option(min=1, help="Simulated days.")] = 1,
+    scenario: Annotated[
+        list[str] | None, typer.Option(help="Attack scenario (repeatable). Default: all.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Simulation seed.")] = 1,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Use this simulation directory instead.")
+    ] = None,
+    step: Annotated[str, typer.Option(help="Detection step in data time (0 = one pass).")] = "4h",
+    labelled: Annotated[
+        list[Path] | None,
+        typer.Option(help="Score real labelled Zeek logs (label column) instead (repeatable)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Simulate (or take --dir), ingest into a fresh store, detect, and score against the
+    truth: per scenario detected or not and how soon, look-alikes raised, false incidents.
+    With --labelled: precision and recall per label of real labelled Zeek logs."""
+    import shutil
+
+    from hemostat import evaluate as evaluate_mod
+    from hemostat.simulate import SCENARIOS, generate
+
+    work = State.home / "evaluate"
+    if labelled:
+        _evaluate_labelled(labelled, work / "labelled", as_json)
+        return
+    if directory is None:
+        directory = work / f"sim-{hosts}-{days}d-seed{seed}"
+        with _progress(as_json) as progress:
+            task = progress.add_task("simulate", total=None)
+            generate(
+                directory, hosts=hosts, days=days, seed=seed, scenarios=scenario or list(SCENARIOS),
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )  # fmt: skip
+    shutil.rmtree(work / "home", ignore_errors=True)
+    with _progress(as_json) as progress:
+        tasks: dict[str, Any] = {}
+
+        def advance(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done)
+
+        every = _duration(step) if step != "0" else None
+        result = evaluate_mod.run(directory, work / "home", every, progress=advance)
+    if as_json:
+        console.print_json(json.dumps(result.as_json()))
+        return
+    _print_evaluation(result)
+
+
+def _evaluate_labelled(paths: list[Path], home: Path, as_json: bool) -> None:
+    import shutil
+
+    from hemostat import evaluate_labels
+
+    shutil.rmtree(home, ignore_errors=True)
+    result = evaluate_labels.run(paths, home)
+    if as_json:
+        console.print_json(json.dumps(result.as_json()))
+        return
+    table = RichTable("label", "rows", "flagged", "recall", title=", ".join(map(str, paths)))
+    for label in result.labels:
+        table.add_row(label.label, f"{label.rows:,}", f"{label.flagged:,}", f"{label.recall:.1%}")
+    console.print(table)
+    precision = "n/a" if result.precision is None else f"{result.precision:.1%}"
+    console.print(f"malicious rows: precision {precision}, recall {result.malicious.recall:.1%}; "
+                  f"{result.flagged:,} of {result.rows:,} rows flagged by "
+                  f"{result.incidents} incident(s)")  # fmt: skip
+
+
+def _print_evaluation(result: Any) -> None:
+    title = f"{result.hosts} hosts, {result.days:g} day(s): {result.directory}"
+    table = RichTable("episode", "kind", "detected", "after", "incident", "score", title=title)
+    for e in result.episodes:
+        table.add_row(e.id, e.kind, "[green]yes[/]" if e.detected else "[red]NO[/]",
+                      _delay(e.delay), ", ".join(e.incidents[:2]),
+                      "" if e.score is None else f"{e.score:.0f}")  # fmt: skip
+    for e in result.lookalikes:
+        if e.detected:
+            table.add_row(e.id, f"{e.kind} (benign)", "[red]raised[/]", "",
+                          ", ".join(e.incidents[:2]), f"{e.score:.0f}")  # fmt: skip
+    console.print(table)
+    quiet = sum(1 for e in result.lookalikes if not e.detected)
+    console.print(
+        f"look-alikes not raised: {quiet}/{len(result.lookalikes)}; false incidents: "
+        f"{len(result.false_incidents)} ({result.false_per_day_per_1000:.2f} per day per 1,000 "
+        f"hosts); {result.incidents} incident(s); detection {result.detect_seconds:.1f} s "
+        f"in {result.steps} step(s)"
+    )
+    for inc in result.false_incidents[:10]:
+        console.print(f"  false: {inc.id} {inc.kind} {inc.score:.0f} {inc.summary}", markup=False)
+
+
+def _delay(delay: timedelta | None) -> str:
+    if delay is None:
+        return ""
+    minutes = delay.total_seconds() / 60
+    return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+def _bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"
+
+
+def _when(text: str | None) -> datetime | None:
+    """ISO 8601 (naive means UTC) or an age before now such as ``6h`` / ``2d``."""
+    if text is None:
+        return None
+    if re.fullmatch(r"\d+[smhd]", text):
+        return datetime.now(UTC) - _duration(text)
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise HemostatError(
+            f"bad time {text!r}: use ISO 8601 (2024-03-04T10:00Z) or an age (6h)"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _inventory() -> inventory_mod.Inventory:
+    path = State.home / "inventory.yaml"
+    if path.exists():
+        return inventory_mod.load(path)
+    err.print("no inventory loaded (hemostat inventory load FILE): RFC 1918 ranges are "
+              "internal, local time is UTC")  # fmt: skip
+    return inventory_mod.Inventory(site="default")
 
 
 # ---- inventory ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The main job, end to end: simulate → ingest → (detect → scope → report, as those land).
+"""The main job, end to end: simulate → ingest → detect → (scope → report, as those land).
 
 Stages not built yet are named as such; no result is faked. ``write_sample`` is a tiny,
 fast alternative input (one Zeek conn.log and an inventory) for quick checks.
@@ -13,13 +13,14 @@ from pathlib import Path
 
 import duckdb
 
-from hemostat import inventory
+from hemostat import config, inventory
+from hemostat.detect.runner import Pass, examine, pending
 from hemostat.ingest import Report, ingest
+from hemostat.schema import Incident
 from hemostat.store import Counts, Store
 
 #: stages of the main job that later work will fill in, in pipeline order
 NOT_BUILT = (
-    "detection (detectors, baselines, incidents)",
     "breach scoping (what left, whose) and the Art. 33 report",
     "containment (nftables isolation, site cut)",
     "live agent, collector and dashboard",
@@ -61,6 +62,8 @@ class Result:
     site: str
     counts: Counts
     reports: list[Report]
+    incidents: list[Incident] = field(default_factory=list)
+    detection: Pass | None = None
     not_built: tuple[str, ...] = field(default=NOT_BUILT)
 
     @property
@@ -111,4 +114,7 @@ def run(
     with Store(home) as store:
         reports = ingest(store, [out])
         counts = store.counts()
-    return Result(out, site.site, counts, reports)
+        say("detecting: every detector over the day, findings grouped into incidents")
+        window = pending(store, None, None)
+        done = examine(store, site, config.load(home), window) if window else None
+    return Result(out, site.site, counts, reports, done.incidents if done else [], done)

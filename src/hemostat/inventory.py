@@ -64,12 +64,22 @@ class Provider(_Model):
 
 class ExpectedTransfer(_Model):
     name: str
-    src: str
+    src: str | list[str]  # an address or range, or a list of them (a cluster)
     dst: list[str] = Field(default_factory=list)
     ports: list[int] = Field(default_factory=list)
     daily_bytes: int | None = Field(default=None, ge=0)
 
     _nets = field_validator("dst")(_networks)
+
+    @field_validator("src")
+    @classmethod
+    def _src(cls, value: str | list[str]) -> str | list[str]:
+        _networks([value] if isinstance(value, str) else value)
+        return value
+
+    @property
+    def sources(self) -> list[str]:
+        return [self.src] if isinstance(self.src, str) else list(self.src)
 
 
 class ContinuityRule(_Model):

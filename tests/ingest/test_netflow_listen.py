@@ -8,8 +8,10 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from hemostat.errors import IngestError
-from hemostat.ingest.netflow_listen import Collector, parse_bind
+from hemostat.ingest.netflow_listen import Collector, listen, parse_bind
 from hemostat.store import Store
 
 LOGSTASH = "netflow-ipfix-samples/logstash-codec-netflow"
@@ -121,6 +123,18 @@ def test_parse_bind(bind: str, expected: tuple[str, int]) -> None:
 def test_parse_bind_refuses(bind: str) -> None:
     with pytest.raises(IngestError, match="udp://"):
         parse_bind(bind)
+
+
+def test_a_session_is_recorded_under_its_address(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        bind = f"udp://127.0.0.1:{probe.getsockname()[1]}"
+    stop = threading.Event()
+    stop.set()  # bind, record the session, stop at once
+    with Store(tmp_path / "home") as store:
+        listen(store, bind, stop=stop)
+        rows = store.con.execute("SELECT path, format FROM ingests").fetchall()
+    assert rows == [(bind, "netflow_listen")]  # as given, not a path ("udp:/…")
 
 
 # ---- in network namespaces ------------------------------------------------------------------

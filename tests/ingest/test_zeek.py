@@ -188,3 +188,51 @@ def test_directory_of_rotated_logs(shared: Path, store: Store) -> None:
     reports = ingest(store, [shared / "stratosphere-zeek-labeled/010-zeek-mixed"])
     assert not [r for r in reports if r.error]
     assert store.counts().flows == 5347 and store.counts().dns == 8
+
+
+def test_truncated_gzip_is_refused_with_one_line_naming_the_file(
+    shared: Path, tmp_path: Path, store: Store
+) -> None:
+    """The cut surfaces only while rows are appended (DuckDB reads lazily): still an
+    ``IngestError`` naming the file, and nothing of it is stored."""
+    src = shared / "stratosphere-zeek-labeled/011-zeek-mixed/data/conn.log.labeled"
+    data = gzip.compress(src.read_bytes())
+    cut = tmp_path / "conn.log.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(IngestError) as caught:
+        ingest_file(store, cut)
+    assert str(caught.value).startswith(f"{cut}: cannot read: ")
+    assert "gzip" in str(caught.value).lower() and "\n" not in str(caught.value)
+    assert store.counts() == type(store.counts())(0, 0, 0, 0)
+    (report,) = ingest(store, [cut])  # the runner reports it and goes on
+    assert report.error is not None and report.rows == {}
+    assert ingest_file(store, shared / "rita-zeek/open_conns/closed/conn.log").rows == {F: 59}
+
+
+DNS_HEADER = (
+    "#separator \\x09\n#path\tdns\n#fields\tts\tuid\tid.orig_h\tid.resp_h\tquery\tqtype\trcode\n"
+    "#types\ttime\tstring\taddr\taddr\tstring\tcount\tcount\n"
+)
+QTYPES = [(25, "KEY"), (10, "NULL"), (99, "SPF"), (257, "CAA"), (65, "HTTPS"), (64, "SVCB"),
+          (16, "TXT"), (4242, "4242")]  # fmt: skip
+
+
+def test_numeric_qtypes_get_their_names(tmp_path: Path, store: Store) -> None:
+    log = tmp_path / "dns.log"
+    rows = [f"{i}.0\tC{i}\t10.0.0.1\t10.0.0.53\tq{i}.example\t{n}\t0\n" for i, (n, _) in
+            enumerate(QTYPES)]  # fmt: skip
+    log.write_text(DNS_HEADER + "".join(rows))
+    assert ingest_file(store, log).rows == {D: len(QTYPES)}
+    got = store.con.execute("SELECT qtype, rcode FROM dns ORDER BY ts").fetchall()
+    assert got == [(name, "NOERROR") for _, name in QTYPES]
+
+
+def test_numeric_qtypes_in_json(tmp_path: Path, store: Store) -> None:
+    log = tmp_path / "dns.log"
+    log.write_text("".join(
+        f'{{"ts": {i}, "id.orig_h": "10.0.0.1", "id.resp_h": "10.0.0.53", "query": "q", '
+        f'"qtype": {n}, "rcode": 23}}\n' for i, (n, _) in enumerate(QTYPES)
+    ))  # fmt: skip
+    assert ingest_file(store, log).rows == {D: len(QTYPES)}
+    got = store.con.execute("SELECT qtype, rcode FROM dns ORDER BY ts").fetchall()
+    assert got == [(name, "BADCOOKIE") for _, name in QTYPES]

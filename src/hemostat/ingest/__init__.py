@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
+
 from hemostat.errors import IngestError
 from hemostat.ingest import (
     access_jsonl,
@@ -19,7 +21,7 @@ from hemostat.ingest import (
     suricata,
     zeek,
 )
-from hemostat.ingest.reader import Log, Reader, sample
+from hemostat.ingest.reader import Log, Reader, read_error, sample
 from hemostat.schema import Table
 from hemostat.store import Store, fingerprint
 
@@ -94,16 +96,19 @@ def ingest_file(store: Store, path: Path, fmt: str | None = None, strict: bool =
         report.duplicate = True
         return report
     log = Log(path)
-    with store.transaction():
-        ingest_id = store.begin_ingest(path, fp, reader.id)
-        for table, data in reader.read(path, store.con, log):
-            added = store.append(table, data, ingest_id)
-            report.rows[table] = report.rows.get(table, 0) + added
-        if strict and log.bad_count:
-            first = log.bad[0]
-            raise IngestError(first.path, first.line, f"{first.message} (--strict: file refused, "
-                              f"{log.bad_count} bad line(s))")  # fmt: skip
-        store.finish_ingest(ingest_id, report.rows, log.bad_count, sum(log.skipped.values()))
+    try:
+        with store.transaction():
+            ingest_id = store.begin_ingest(path, fp, reader.id)
+            for table, data in reader.read(path, store.con, log):
+                added = store.append(table, data, ingest_id)
+                report.rows[table] = report.rows.get(table, 0) + added
+            if strict and log.bad_count:
+                first = log.bad[0]
+                raise IngestError(first.path, first.line, f"{first.message} (--strict: file "
+                                  f"refused, {log.bad_count} bad line(s))")  # fmt: skip
+            store.finish_ingest(ingest_id, report.rows, log.bad_count, sum(log.skipped.values()))
+    except duckdb.Error as exc:  # rolled back: nothing of the file is stored
+        raise read_error(path, exc) from exc
     report.bad_count, report.bad, report.skipped = log.bad_count, log.bad, dict(log.skipped)
     return report
 

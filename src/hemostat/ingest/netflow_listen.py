@@ -145,7 +145,7 @@ def listen(
     sock = _socket(bind, host, port, timeout=min(flush_seconds, 0.25))
     collector = Collector(pending_seconds)
     with store.transaction():
-        ingest_id = store.begin_ingest(Path(bind), f"listen:{uuid.uuid4()}", FORMAT)
+        ingest_id = store.begin_ingest(bind, f"listen:{uuid.uuid4()}", FORMAT)
     last = time.monotonic()
     try:
         while not (stop is not None and stop.is_set()):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import re
 import shutil
 import subprocess
 from collections import Counter
@@ -183,6 +184,16 @@ def take_rejects(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str, st
     for table in REJECTS.values():
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return [(int(line), kind, message, text) for line, kind, message, text in rows]
+
+
+def read_error(path: Path, exc: duckdb.Error) -> IngestError:
+    """A DuckDB error met while reading ``path`` (often only when the rows are appended: a
+    relation over a file is read lazily), as one line naming the file, and the line of the
+    file when DuckDB gives it."""
+    first = str(exc).split("\n", 1)[0].replace(f": {path}", "").strip()
+    line = re.search(r"\bLine: (\d+)", str(exc))
+    hint = "; the gzip file is truncated or corrupt" if "GZIP" in first.upper() else ""
+    return IngestError(path, int(line.group(1)) if line else None, f"cannot read: {first}{hint}")
 
 
 def reject_reason(error_type: str, message: str) -> str:

@@ -42,7 +42,7 @@ _FLOW_SQL = """
     lower("proto") AS proto, "service",
     coalesce("orig_bytes", 0)::BIGINT AS bytes_out, coalesce("resp_bytes", 0)::BIGINT AS bytes_in,
     coalesce("orig_pkts", 0)::BIGINT AS pkts_out, coalesce("resp_pkts", 0)::BIGINT AS pkts_in,
-    "conn_state", "uid" AS conn_id, {host} AS host, 'zeek' AS source, {open} AS open
+    "conn_state", "uid" AS conn_id, {host} AS host, 'zeek' AS source{open}
 """
 
 _DNS_SQL = """
@@ -155,7 +155,8 @@ class ZeekTsv(Reader):
         if absent:
             rel = rel.select(", ".join(["*", *absent]))
         if base == "conn":
-            sql = _FLOW_SQL.format(host=host, open="true" if kind == "open_conn" else "false")
+            # no ``open`` column unless snapshots: the store then appends without merging
+            sql = _FLOW_SQL.format(host=host, open=", true AS open" if kind == "open_conn" else "")
             yield Table.FLOWS, rel.select(sql)
         else:
             qtype = _number_names("qtype", QTYPE_NAMES)

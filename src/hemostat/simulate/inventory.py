@@ -80,7 +80,7 @@ def _store(s: Datastore, hospital: Hospital) -> dict[str, Any]:
 def _expected(
     hospital: Hospital, world: World, addresses: Addresses, one: Any
 ) -> list[dict[str, Any]]:
-    pacs = one(Role.PACS)
+    pacs = [addresses.ips[int(i)] for i in hospital.by_role[Role.PACS]]
     return [
         {
             "name": "offsite-backup",
@@ -95,7 +95,12 @@ def _expected(
             "dst": [f"{one(Role.BACKUP)}/32"],
             "ports": [BACKUP_PORT],
         },
-        {"name": "pacs-partner", "src": pacs, "dst": [PARTNER_RANGE], "ports": [PACS_PORT]},
+        {
+            "name": "pacs-partner",
+            "src": pacs if len(pacs) > 1 else pacs[0],
+            "dst": [PARTNER_RANGE],
+            "ports": [PACS_PORT],
+        },
         {
             "name": "booking-api",
             "src": one(Role.WEB),
