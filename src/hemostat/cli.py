@@ -371,6 +371,8 @@ def incidents(
 
 
 def _print_incidents(found: list[Any]) -> None:
+    from hemostat.detect.context import size
+
     if not found:
         console.print("no incident")
         return
@@ -383,7 +385,7 @@ def _print_incidents(found: list[Any]) -> None:
         table.add_row(
             inc.id, f"{inc.severity} {inc.score:.0f}", str(inc.kind),
             ", ".join(inc.hosts[:2]) + more, ", ".join(inc.destinations[:2]),
-            f"{inc.start:%Y-%m-%d %H:%M}", _bytes(inc.bytes_out),
+            f"{inc.start:%Y-%m-%d %H:%M}", size(inc.bytes_out),
         )  # fmt: skip
     console.print(table)
     for inc in ordered:
@@ -494,15 +496,6 @@ def _delay(delay: timedelta | None) -> str:
         return ""
     minutes = delay.total_seconds() / 60
     return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
-
-
-def _bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"
 
 
 def _when(text: str | None) -> datetime | None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from hemostat import config, inventory
 from hemostat.detect import Window
-from hemostat.detect.runner import examine
+from hemostat.detect.runner import examine, load
 from hemostat.errors import ConfigError
 from hemostat.incidents import listing
 from hemostat.ingest import ingest
@@ -132,8 +132,6 @@ def run(
                 first_seen.setdefault(finding.id, window.end)
             if progress:
                 progress("detect", i + 1, len(windows))
-        from hemostat.detect.runner import load
-
         findings = load(store)
         incidents = [listed.incident for listed in listing(store)]
     return _score(truth, directory, findings, incidents, first_seen, seconds, len(windows))
@@ -210,16 +208,18 @@ def _episode(raw: dict[str, Any]) -> _Episode:
 
 
 def _covers(incident: Incident, episode: _Episode) -> bool:
-    if incident.start > episode.end or incident.end < episode.start:
-        return False
-    return _names_match([*incident.hosts, *incident.destinations], episode)
+    return _overlaps(incident.start, incident.end, [*incident.hosts, *incident.destinations],
+                     episode)  # fmt: skip
 
 
 def _finding_covers(finding: Finding, episode: _Episode) -> bool:
-    if finding.ts > episode.end or finding.end_ts < episode.start:
-        return False
     values = [finding.host, *finding.hosts, *([finding.destination] if finding.destination else [])]
-    return _names_match(values, episode)
+    return _overlaps(finding.ts, finding.end_ts, values, episode)
+
+
+def _overlaps(start: datetime, end: datetime, values: Sequence[str], episode: _Episode) -> bool:
+    """Overlaps the episode in time and names one of its hosts or destinations."""
+    return start <= episode.end and end >= episode.start and _names_match(values, episode)
 
 
 def _names_match(values: Sequence[str], episode: _Episode) -> bool:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from hemostat.config import Settings
+from hemostat.detect.runner import load
 from hemostat.schema import Finding, Incident, Kind
 from hemostat.store import Store
 
@@ -189,8 +190,6 @@ class Listed:
 
 def rebuild(store: Store, settings: Settings) -> list[Incident]:
     """Regroup every stored finding; incidents keep their id, status and creation time."""
-    from hemostat.detect.runner import load
-
     findings = load(store)
     con = store.con
     known = dict(

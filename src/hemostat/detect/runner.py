@@ -232,16 +232,15 @@ class Pass:
 def pending(store: Store, since: datetime | None, until: datetime | None) -> Window | None:
     """The window a pass should examine: from where the last pass stopped (or the oldest
     row) to just after the newest row; ``None`` when there is nothing new."""
+    ranges = [store.time_range(t) for t in Table] if until is None or since is None else []
     if until is None:
-        ends = [store.time_range(t)[1] for t in Table]
-        latest = max((e for e in ends if e is not None), default=None)
+        latest = max((end for _, end in ranges if end is not None), default=None)
         until = None if latest is None else latest + timedelta(microseconds=1)
     if since is None:
         row = store.con.execute("SELECT max(until) FROM detections").fetchall()
         since = row[0][0] if row and row[0][0] else None
     if since is None:
-        starts = [store.time_range(t)[0] for t in Table]
-        since = min((s for s in starts if s is not None), default=None)
+        since = min((start for start, _ in ranges if start is not None), default=None)
     if since is None or until is None or until <= since:
         return None
     return Window(_utc(since), _utc(until))
