@@ -5,7 +5,8 @@ PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the readers and the network tests use (checked, installed only when missing)
-APT_PACKAGES := nfdump tshark softflowd nftables iproute2 procps
+APT_PACKAGES := nfdump tshark softflowd nftables iproute2 procps poppler-utils postgresql \
+                libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 
 .PHONY: install system-packages demo test lint bench clean
 

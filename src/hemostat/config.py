@@ -57,6 +57,26 @@ SETTINGS = (
             "Findings further apart in time than this are not grouped into one incident."),
     Setting("incidents", "expected_factor", 0.5,
             "Score multiplier for findings matching an inventory expected transfer."),
+    Setting("scope", "lead_hours", 6.0,
+            "How long before the incident data may have been gathered: lineage and reads are "
+            "looked for that far back."),
+    Setting("scope", "tail_hours", 1.0,
+            "Slices of egress connections still open at the window's end are followed this long."),
+    Setting("scope", "max_hops", 4, "Lineage is followed back at most this many hops."),
+    Setting("scope", "hop_share", 0.2,
+            "An internal transfer is lineage when it carried at least this share of what the "
+            "next hop sent on."),
+    Setting("scope", "min_hop_bytes", 1_000_000, "Smaller internal transfers are not lineage."),
+    Setting("scope", "focus_share", 0.2,
+            "A host is followed further back only when at least this share of all it gave "
+            "inside the network in the period went to the next hop (a server that feeds "
+            "everyone is listed, not followed)."),
+    Setting("scope", "max_compression", 4.0,
+            "Largest ratio of raw data to bytes that left believed possible (an archive of a "
+            "dump is smaller than the dump)."),
+    Setting("scope", "bulk_share", 0.005,
+            "A read is evidence when it took at least this share of its table (or data store), "
+            "or was made by an account the incident's findings name."),
 )  # fmt: skip
 
 

@@ -16,12 +16,13 @@ import duckdb
 from hemostat import config, inventory
 from hemostat.detect.runner import Pass, examine, pending
 from hemostat.ingest import Report, ingest
+from hemostat.report import Bundle, language, render, write_bundle
 from hemostat.schema import Incident
+from hemostat.scope import Scope, scope
 from hemostat.store import Counts, Store
 
 #: stages of the main job that later work will fill in, in pipeline order
 NOT_BUILT = (
-    "breach scoping (what left, whose) and the Art. 33 report",
     "containment (nftables isolation, site cut)",
     "live agent, collector and dashboard",
 )
@@ -61,14 +62,17 @@ class Result:
     out: Path
     site: str
     counts: Counts
-    reports: list[Report]
+    ingested: list[Report]
     incidents: list[Incident] = field(default_factory=list)
     detection: Pass | None = None
+    scope: Scope | None = None
+    reports: tuple[Path, ...] = ()
+    bundle: Bundle | None = None
     not_built: tuple[str, ...] = field(default=NOT_BUILT)
 
     @property
     def bad_lines(self) -> int:
-        return sum(r.bad_count for r in self.reports)
+        return sum(r.bad_count for r in self.ingested)
 
 
 def write_sample(out: Path, hosts: int = 300) -> None:
@@ -116,5 +120,20 @@ def run(
         counts = store.counts()
         say("detecting: every detector over the day, findings grouped into incidents")
         window = pending(store, None, None)
-        done = examine(store, site, config.load(home), window) if window else None
-    return Result(out, site.site, counts, reports, done.incidents if done else [], done)
+        settings = config.load(home)
+        done = examine(store, site, settings, window) if window else None
+        found = done.incidents if done else []
+        if not found:
+            return Result(out, site.site, counts, reports, found, done)
+        top = max(found, key=lambda i: (i.score, i.bytes_out))
+        say(f"scoping {top.id}: what left, how much, whose")
+        scoped = scope(store, site, top.id, settings)
+        say("writing the notification report (HTML, PDF) and the evidence bundle")
+        folder = home / "reports"
+        folder.mkdir(exist_ok=True)
+        bundle = write_bundle(store, scoped, folder / f"{top.id}-evidence.zip")
+    written = tuple(
+        render(scoped, folder / f"{top.id}.{suffix}", language(site.timezone), bundle=bundle)
+        for suffix in ("html", "pdf")
+    )  # fmt: skip
+    return Result(out, site.site, counts, reports, found, done, scoped, written, bundle)

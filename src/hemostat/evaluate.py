@@ -254,3 +254,62 @@ def _specific(targets: list[Any]) -> bool:
 
 def _when(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+# ---- scoping against the truth ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeScore:
+    """One data store of one incident: the truth against the bounds scoping gave."""
+
+    incident: str
+    datastore: str
+    category: str
+    status: str  # proven | possible | none (not reached by scoping)
+    true_records: int
+    true_subjects: int
+    records: tuple[int, int]
+    subjects: tuple[int, int]
+
+    @property
+    def within(self) -> bool:
+        lo_r, hi_r = self.records
+        lo_s, hi_s = self.subjects
+        return lo_r <= self.true_records <= hi_r and lo_s <= self.true_subjects <= hi_s
+
+    @property
+    def ratio(self) -> float:
+        """high / low of the records (inf when the low is 0 and the high is not)."""
+        lo, hi = self.records
+        return hi / lo if lo else (1.0 if hi == 0 else float("inf"))
+
+
+def score_scopes(
+    store: Store, site: inventory.Inventory, settings: config.Settings, truth: dict[str, Any]
+) -> list[ScopeScore]:
+    """Scope every stored incident and compare, per data store, with what the truth says the
+    malicious episodes it covers took (a store left by several episodes: records add up, the
+    people are the largest episode's)."""
+    from hemostat.scope import scope
+
+    malicious = [_episode(e) for e in truth["episodes"]]
+    out = []
+    for listed in listing(store):
+        inc = listed.incident
+        true: dict[str, tuple[int, int, str]] = {}
+        for e in (e for e in malicious if _covers(inc, e)):
+            for d in e.raw.get("datastores", []):
+                r, s, _ = true.get(d["name"], (0, 0, d["category"]))
+                true[d["name"]] = (r + d["records"], max(s, d["subjects"]), d["category"])
+        result = scope(store, site, inc.id, settings)
+        reached = {r.name: r for r in result.datastores}
+        for name in sorted(set(true) | set(reached)):
+            r = reached.get(name)
+            records, subjects, category = true.get(name, (0, 0, str(r.category) if r else ""))
+            out.append(ScopeScore(
+                inc.id, name, category, str(r.status) if r else "none", records, subjects,
+                (r.records.low, r.records.high) if r else (0, 0),
+                (r.subjects.low, r.subjects.high) if r else (0, 0),
+            ))  # fmt: skip
+    return out

@@ -41,6 +41,15 @@ class Host(_Model):
     _ip = field_validator("ip")(lambda v: str(ipaddress.ip_address(v)))
 
 
+class Table(_Model):
+    """One table or file of a data store, when the site knows its size: tighter scoping."""
+
+    object: str  # the access-event object it is (or a prefix of it)
+    records: int = Field(ge=0)
+    subjects: int | None = Field(default=None, ge=0)
+    bytes: int | None = Field(default=None, ge=0)
+
+
 class Datastore(_Model):
     name: str
     host: str | None = None
@@ -50,6 +59,7 @@ class Datastore(_Model):
     records: int | None = Field(default=None, ge=0)
     subjects: int | None = Field(default=None, ge=0)
     bytes: int | None = Field(default=None, ge=0)
+    tables: list[Table] = Field(default_factory=list)  # optional, for tighter scoping
 
 
 class Provider(_Model):

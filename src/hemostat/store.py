@@ -52,6 +52,11 @@ CREATE TABLE IF NOT EXISTS ingests (
     ingested_at TIMESTAMPTZ NOT NULL,
     UNIQUE (fingerprint, format)
 );
+-- internal host pairs per hour (scoping's lineage reads this instead of every flow)
+CREATE TABLE IF NOT EXISTS pairs (
+    hour TIMESTAMPTZ, src_ip VARCHAR, dst_ip VARCHAR, dst_port INTEGER, service VARCHAR,
+    bytes_out BIGINT, bytes_in BIGINT, flows BIGINT, first TIMESTAMPTZ, last TIMESTAMPTZ
+);
 CREATE TABLE IF NOT EXISTS findings (
     id VARCHAR PRIMARY KEY, detector VARCHAR, ts TIMESTAMPTZ, end_ts TIMESTAMPTZ,
     host VARCHAR, destination VARCHAR, score DOUBLE, severity VARCHAR, bytes_out BIGINT,
@@ -360,6 +365,7 @@ class Store:
                 before = self._count(table)
                 con.execute(f"DELETE FROM {table} WHERE ts < ?", [cutoff])
                 deleted[table] = before - self._count(table)
+            con.execute("DELETE FROM pairs WHERE hour < ?", [cutoff])
         return deleted
 
     def export(self, lake: Path, site: str = "default") -> dict[Table, int]:

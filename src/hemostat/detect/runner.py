@@ -257,6 +257,7 @@ def examine(
     """Run the detectors over ``window`` on the store, save findings, regroup incidents and
     record the pass (so the next one starts where this one stopped)."""
     from hemostat.incidents import rebuild
+    from hemostat.scope.pairs import roll
 
     started = time.perf_counter()
     window = Window(window.start, window.end, timedelta(days=settings.history_days))
@@ -265,6 +266,7 @@ def examine(
     run = detect(backend, inventory, window, settings, detectors, progress)
     new = save(store, run.findings)
     result = rebuild(store, settings)
+    roll(store, inventory.internal, window.start, window.end)
     seconds = time.perf_counter() - started
     store.con.execute(
         "INSERT INTO detections (started_at, since, until, seconds, findings, new_findings, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hemostat.simulate.addresses import Addresses
-from hemostat.simulate.datastores import Datastore
+from hemostat.simulate.datastores import Datastore, Part
 from hemostat.simulate.hospital import SITE, TIMEZONE, Hospital, Role
 from hemostat.simulate.lookalikes import BACKUP_PORT, OFFSITE_BYTES_PER_HOST, PACS_PORT
 from hemostat.simulate.world import BACKUP_RANGE, PARTNER_RANGE, PROVIDERS, World
@@ -74,7 +74,15 @@ def _store(s: Datastore, hospital: Hospital) -> dict[str, Any]:
         "records": s.records,
         "subjects": s.subjects,
         "bytes": s.bytes,
+        # a DBA knows the row counts of the databases' tables; nobody lists the files of a share
+        **(
+            {"tables": [_table(p) for p in s.parts]} if not s.prefixes[0].startswith("smb:") else {}
+        ),
     }
+
+
+def _table(p: Part) -> dict[str, Any]:
+    return {"object": p.object, "records": p.rows, "subjects": p.subjects, "bytes": p.bytes}
 
 
 def _expected(

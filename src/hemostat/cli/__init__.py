@@ -15,61 +15,14 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
-from hemostat import __version__
 from hemostat import inventory as inventory_mod
+from hemostat.cli.base import State, app, console, err, inventory_app, store_app
 from hemostat.errors import HemostatError
-from hemostat.store import Store, default_home
-
-app = typer.Typer(
-    name="hemostat",
-    help="Detect, contain and scope data leaving a hospital network.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-inventory_app = typer.Typer(
-    help="The site inventory: networks, data stores, suppliers, continuity."
-)
-store_app = typer.Typer(help="The store: Parquet lake export/import and retention.")
-app.add_typer(inventory_app, name="inventory")
-app.add_typer(store_app, name="store")
-
-console = Console()
-err = Console(stderr=True)
-
-
-_DEFAULT_HOME = default_home()
-
-
-class State:
-    home: Path = _DEFAULT_HOME
-
-
-def _version(value: bool) -> None:
-    if value:
-        console.print(f"hemostat {__version__}")
-        raise typer.Exit
-
-
-@app.callback()
-def _main(
-    home: Annotated[
-        Path,
-        typer.Option(
-            help="Directory of the DuckDB file, inventory and lake.", envvar="HEMOSTAT_HOME"
-        ),
-    ] = _DEFAULT_HOME,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
-    ] = False,
-) -> None:
-    State.home = home
-
+from hemostat.store import Store
 
 # ---- demo and simulate --------------------------------------------------------------------
 
@@ -84,7 +37,17 @@ def demo(
     detect, scope and report. Says plainly which stages are not built yet."""
     from hemostat import demo as demo_mod
 
-    result = demo_mod.run(State.home, out, hosts=hosts, on_stage=lambda t: err.print(f"→ {t}"))
+    with _progress(False) as progress:
+        current: list[Any] = []
+
+        def stage(text: str) -> None:
+            if current:
+                progress.update(current[-1], total=1, completed=1)
+            current.append(progress.add_task(text, total=None))
+
+        result = demo_mod.run(State.home, out, hosts=hosts, on_stage=stage)
+        if current:
+            progress.update(current[-1], total=1, completed=1)
     table = RichTable("table", "rows", title=f"{result.site}: store {State.home}")
     for name in ("flows", "dns", "access"):
         table.add_row(name, f"{getattr(result.counts, name):,}")
@@ -94,6 +57,15 @@ def demo(
         for failed in result.detection.run.errors:
             err.print(f"detector {failed.detector} failed: {failed.error}", markup=False)
         _print_incidents(result.incidents)
+    if result.scope:
+        from hemostat.cli.scope import _print
+
+        _print(result.scope)
+        for path in result.reports:
+            console.print(f"report: [bold]{path}[/]")
+        if result.bundle:
+            console.print(f"evidence bundle: {result.bundle.path} "
+                          f"(manifest SHA-256 {result.bundle.manifest_sha256})")  # fmt: skip
     console.print("[yellow]not built yet[/] (no result is shown for these, none is faked):")
     for stage_name in result.not_built:
         console.print(f"  • {stage_name}")
@@ -619,6 +591,10 @@ def main() -> None:
                   "rerun with HEMOSTAT_DEBUG=1 and report it", markup=False)  # fmt: skip
         sys.exit(70)
 
+
+# command modules register themselves on ``app`` when imported
+from hemostat.cli import leak as _leak_commands  # noqa: E402, F401
+from hemostat.cli import scope as _scope_commands  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,3 @@
+from hemostat.cli import main
+
+main()

@@ -1,0 +1,54 @@
+"""`hemostat scope` on the command line: the JSON contract, the summary, bad ids."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hemostat import demo
+
+
+def hemostat(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hemostat.cli", "--home", str(home), *args],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("demo")
+    result = demo.run(work / "home", work / "out", hosts=120, seed=3)
+    assert result.scope is not None
+    return work / "home"
+
+
+@pytest.mark.slow
+def test_scope_json_keeps_the_contract(home: Path) -> None:
+    listed = json.loads(hemostat(home, "incidents", "--json").stdout)
+    top = max(listed, key=lambda i: i["score"])
+    done = hemostat(home, "scope", top["id"], "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["incident"] == top["id"]
+    assert set(out["window"]) == {"start", "end"}
+    assert {"bytes", "destinations", "hosts"} <= set(out["egress"])
+    assert out["egress"]["bytes"] > 100_000_000
+    dpi = next(d for d in out["datastores"] if d["name"] == "dpi")
+    assert {"name", "category", "records", "subjects", "evidence"} <= set(dpi)
+    assert 0 < dpi["records"]["low"] <= dpi["records"]["high"]
+    assert set(out["categories"]) == {"patient", "staff", "finance", "research", "other"}
+    assert out["categories"]["research"]["records"] == {"low": 0, "high": 0}
+    assert "No evidence" in out["categories"]["research"]["statement"]
+
+
+@pytest.mark.slow
+def test_an_unknown_incident_is_a_clear_error(home: Path) -> None:
+    done = hemostat(home, "scope", "INC-nope")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: no incident 'INC-nope'")
+    assert "Traceback" not in done.stderr
