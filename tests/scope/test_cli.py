@@ -22,7 +22,7 @@ def hemostat(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("demo")
-    result = demo.run(work / "home", work / "out", hosts=120, seed=3)
+    result = demo.run(work / "home", work / "out")
     assert result.scope is not None
     return work / "home"
 
