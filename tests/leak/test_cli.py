@@ -102,22 +102,15 @@ def test_index_then_match_json(tmp_path: Path, site: Site, dumps: Dumps) -> None
     assert out["categories"]["research"]["indexed"] is False
 
 
+def index_staff(home: Path, site: Site) -> None:
+    done = run_cli(home, "leak", "index", "--datastore", "rh", "--category", "staff",
+                   "--source", str(site.rh_csv))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
 def test_match_table_and_column_override(tmp_path: Path, site: Site) -> None:
     home = tmp_path / "home"
-    assert (
-        run_cli(
-            home,
-            "leak",
-            "index",
-            "--datastore",
-            "rh",
-            "--category",
-            "staff",
-            "--source",
-            str(site.rh_csv),
-        ).returncode
-        == 0
-    )
+    index_staff(home, site)
     dump = tmp_path / "dump.csv"
     person = site.staff[0]
     dump.write_text(f"agent|code\n{person.first} {person.last}|{person.matricule}\nX Y|MAT-0\n")
@@ -129,20 +122,7 @@ def test_match_table_and_column_override(tmp_path: Path, site: Site) -> None:
 
 def test_bad_dump_is_one_error_line(tmp_path: Path, site: Site) -> None:
     home = tmp_path / "home"
-    assert (
-        run_cli(
-            home,
-            "leak",
-            "index",
-            "--datastore",
-            "rh",
-            "--category",
-            "staff",
-            "--source",
-            str(site.rh_csv),
-        ).returncode
-        == 0
-    )
+    index_staff(home, site)
     bad = tmp_path / "bad.json"
     bad.write_text('[{"nom": "Dupont",')
     no_ids = tmp_path / "cities.csv"

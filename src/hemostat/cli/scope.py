@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,7 +39,7 @@ def scope(
     site = _inventory()
     settings = config.load(State.home)
     with Store(State.home) as store:
-        with console.status("scoping", spinner="dots") if not as_json else _quiet():
+        with console.status("scoping", spinner="dots") if not as_json else nullcontext():
             result = run_scope(store, site, incident_id, settings)
         written = (
             _report(store, result, report, lang or language(site.timezone)) if report else None
@@ -55,14 +56,6 @@ def scope(
         console.print(
             f"evidence bundle: {written['bundle']} (manifest SHA-256 {written['sha256']})"
         )
-
-
-class _quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _report(store: Any, result: Any, path: Path, lang: str) -> dict[str, str]:

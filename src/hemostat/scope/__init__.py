@@ -68,7 +68,7 @@ def _scope(
     lo = incident.start - timedelta(hours=s["lead_hours"])
     tail = incident.end + timedelta(hours=s["tail_hours"])
     names = {h.ip: h.name for h in inventory.hosts}
-    hosts = [h for h in incident.hosts if inventory.is_internal(h)] if _ips(incident) else []
+    hosts = [h for h in incident.hosts if inventory.is_internal(h)]
     flow_table = backend.table("flows")
 
     margin = timedelta(hours=1)
@@ -99,11 +99,13 @@ def _scope(
     first = (
         backend.to_pyarrow(flows.outward(flow_table, hosts, inventory.internal, lo, tail, margin))
         if hosts
-        else _no_flows()
+        else pa.table({})
     )
     named = egress.destinations(incident, found, inventory.internal)
-    dns = _dns(backend, hosts, window) if any(egress._is_domain(d) for d in named) else None
-    out = egress.measure(first, dns if dns is not None else _no_dns(), hosts, named, window, names)
+    dns = _dns(backend, hosts, window) if any(egress.is_domain(d) for d in named) else None
+    out = egress.measure(
+        first, dns if dns is not None else pa.table({}), hosts, named, window, names
+    )
     senders = [h.ip for h in out.hosts if h.ip in hosts] or hosts
     say("lineage: which hosts fed them")
     limits = lineage.Limits(s["max_hops"], s["hop_share"], s["min_hop_bytes"], s["focus_share"])
@@ -127,10 +129,6 @@ def _scope(
         settings=s, generated_at=datetime.now(UTC), detected_at=detected,
         notes=tuple(_routine(found_reads) + _busy(trace.hops)),
     )  # fmt: skip
-
-
-def _ips(incident: Incident) -> bool:
-    return bool(incident.hosts)
 
 
 def _sent(out: Egress, host: str) -> int:
@@ -176,17 +174,6 @@ def _dns(backend: Any, hosts: list[str], window: tuple[datetime, datetime]) -> p
     return backend.to_pyarrow(d.select("ts", "src_ip", "query"))
 
 
-def _no_flows() -> pa.Table:
-    return pa.table({c: pa.array([], pa.string()) for c in flows.COLUMNS})
-
-
-def _no_dns() -> pa.Table:
-    empty = pa.array([], pa.string())
-    return pa.table(
-        {"ts": pa.array([], pa.timestamp("us", "UTC")), "src_ip": empty, "query": empty}
-    )
-
-
 def _timeline(
     incident: Incident, out: Egress, hops: list[Any], found: list[Read], detected: datetime | None
 ) -> list[Event]:
@@ -228,14 +215,12 @@ def _unknowns(inventory: Inventory, out: Egress, reached: list[Reach]) -> list[s
         "Exfiltration by other channels (removable media, printing, personal e-mail, "
         "photographs of screens) is not measured.",
     ]
-    logged = {r.name for r in reached if r.status == Status.PROVEN}
     for r in reached:
         if r.status == Status.POSSIBLE:
             notes.append(f"{r.name}: no access log covers the reads, only flows do.")
     notes += bounds.unreached_hosts(inventory, [h.ip for h in out.hosts])
     if not out.bytes:
         notes.append("No egress to the incident's destinations was found in the flows.")
-    del logged
     return notes
 
 

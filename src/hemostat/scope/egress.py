@@ -44,7 +44,7 @@ def _inside(value: str, nets: list[Any]) -> bool:
     return any(net.version == n.version and net.subnet_of(n) for n in nets)
 
 
-def _is_domain(value: str) -> bool:
+def is_domain(value: str) -> bool:
     try:
         ipaddress.ip_network(value, strict=False)
     except ValueError:
@@ -63,8 +63,8 @@ def measure(
     """The egress of ``hosts`` to ``named`` destinations: ``flows`` holds every flow touching
     the hosts (window plus tail), ``dns`` their queries in the window."""
     start, end = window
-    addresses = [d for d in named if not _is_domain(d)]
-    domains = [d for d in named if _is_domain(d)]
+    addresses = [d for d in named if not is_domain(d)]
+    domains = [d for d in named if is_domain(d)]
     out = flows.filter(
         pc.and_(
             pc.and_(pc.is_in(flows["src_ip"], pa.array(hosts, pa.string())),

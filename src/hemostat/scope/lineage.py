@@ -32,7 +32,6 @@ class Limits:
 class Lineage:
     hops: list[Hop] = field(default_factory=list)
     followed: set[str] = field(default_factory=set)  # egress hosts and followed givers
-    scans: int = 0
 
 
 #: (hosts) -> the gifts (``flows.gifts``) *to* them in the lineage period
@@ -56,13 +55,11 @@ def trace(
     result = Lineage(followed=set(frontier))
     stores = _stores(inventory)
     edges, depth = (scan(sorted(frontier)) if frontier else []), 1
-    result.scans += 1
     while frontier and depth <= limits.max_hops:
         candidates = _candidates(edges, frontier, result.followed, limits)
         if not candidates:
             break
         given = totals(sorted({c["giver"] for c in candidates}))
-        result.scans += 1
         frontier = {}
         for c in candidates:
             store = _store_of(stores, c["giver"], c["port"])
@@ -74,7 +71,6 @@ def trace(
                     frontier[c["giver"]] = (int(c["bytes"]), c["last"])
         if frontier:
             edges = scan(sorted(frontier))
-            result.scans += 1
         depth += 1
     return result
 

@@ -29,7 +29,6 @@ class Size:
     records: int | None
     subjects: int | None
     bytes: int | None
-    table: bool  # True when these are the table's own figures
 
     @property
     def row_bytes(self) -> float | None:
@@ -86,8 +85,8 @@ def size_of(store: Datastore, obj: str) -> Size:
         default=None,
     )
     if table is not None:
-        return Size(table.records, table.subjects, table.bytes, True)
-    return Size(store.records, store.subjects, store.bytes, False)
+        return Size(table.records, table.subjects, table.bytes)
+    return Size(store.records, store.subjects, store.bytes)
 
 
 def classify(
