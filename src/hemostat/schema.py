@@ -8,9 +8,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class Table(enum.StrEnum):
@@ -66,70 +67,59 @@ class Severity(enum.StrEnum):
         return cls.LOW
 
 
-_TS = pa.timestamp("us", tz="UTC")
+#: column types, as plain names so that the agent can validate rows without pyarrow
+Type = str  # "timestamp" (UTC, microseconds) | "string" | "int32" | "int64" | "bool" | "strings"
 
-#: one row per connection, or per active-timeout slice of a long connection
-FLOWS = pa.schema(
-    [
-        ("ts", _TS),
-        ("end_ts", _TS),
-        ("src_ip", pa.string()),
-        ("src_port", pa.int32()),
-        ("dst_ip", pa.string()),
-        ("dst_port", pa.int32()),
-        ("proto", pa.string()),
-        ("service", pa.string()),
-        ("bytes_out", pa.int64()),
-        ("bytes_in", pa.int64()),
-        ("pkts_out", pa.int64()),
-        ("pkts_in", pa.int64()),
-        ("conn_state", pa.string()),
-        ("conn_id", pa.string()),
-        ("community_id", pa.string()),
-        ("host", pa.string()),
-        ("process", pa.string()),
-        ("user", pa.string()),
-        ("source", pa.string()),
+#: every canonical table's columns in order (DESIGN §4 first, then extensions)
+COLUMNS: dict[Table, tuple[tuple[str, Type], ...]] = {
+    # one row per connection, or per active-timeout slice of a long connection
+    Table.FLOWS: (
+        ("ts", "timestamp"), ("end_ts", "timestamp"), ("src_ip", "string"),
+        ("src_port", "int32"), ("dst_ip", "string"), ("dst_port", "int32"), ("proto", "string"),
+        ("service", "string"), ("bytes_out", "int64"), ("bytes_in", "int64"),
+        ("pkts_out", "int64"), ("pkts_in", "int64"), ("conn_state", "string"),
+        ("conn_id", "string"), ("community_id", "string"), ("host", "string"),
+        ("process", "string"), ("user", "string"), ("source", "string"),
         # extensions (not in the DESIGN contract, free to grow)
-        ("open", pa.bool_()),  # snapshot of a connection still open (Zeek open_conn.log)
-        ("ingest_id", pa.int64()),  # which ingested file the row came from
-    ]
-)
+        ("open", "bool"),  # snapshot of a connection still open (Zeek open_conn.log)
+        ("ingest_id", "int64"),  # which ingested file the row came from
+    ),
+    Table.DNS: (
+        ("ts", "timestamp"), ("src_ip", "string"), ("query", "string"), ("qtype", "string"),
+        ("rcode", "string"), ("answers", "strings"), ("source", "string"),
+        ("dst_ip", "string"), ("conn_id", "string"), ("host", "string"), ("ingest_id", "int64"),
+    ),
+    Table.ACCESS: (
+        ("ts", "timestamp"), ("host", "string"), ("user", "string"), ("process", "string"),
+        ("action", "string"), ("object", "string"), ("rows", "int64"), ("bytes", "int64"),
+        ("client_ip", "string"), ("source", "string"), ("pid", "int64"), ("ingest_id", "int64"),
+    ),
+}  # fmt: skip
 
-DNS = pa.schema(
-    [
-        ("ts", _TS),
-        ("src_ip", pa.string()),
-        ("query", pa.string()),
-        ("qtype", pa.string()),
-        ("rcode", pa.string()),
-        ("answers", pa.list_(pa.string())),
-        ("source", pa.string()),
-        ("dst_ip", pa.string()),
-        ("conn_id", pa.string()),
-        ("host", pa.string()),
-        ("ingest_id", pa.int64()),
-    ]
-)
 
-ACCESS = pa.schema(
-    [
-        ("ts", _TS),
-        ("host", pa.string()),
-        ("user", pa.string()),
-        ("process", pa.string()),
-        ("action", pa.string()),
-        ("object", pa.string()),
-        ("rows", pa.int64()),
-        ("bytes", pa.int64()),
-        ("client_ip", pa.string()),
-        ("source", pa.string()),
-        ("pid", pa.int64()),
-        ("ingest_id", pa.int64()),
-    ]
-)
+def arrow_schema(table: Table) -> pa.Schema:
+    """The Arrow schema of a canonical table (pyarrow is imported only when asked for)."""
+    import pyarrow as pa
 
-SCHEMAS: dict[Table, pa.Schema] = {Table.FLOWS: FLOWS, Table.DNS: DNS, Table.ACCESS: ACCESS}
+    types = {
+        "timestamp": pa.timestamp("us", tz="UTC"), "string": pa.string(), "int32": pa.int32(),
+        "int64": pa.int64(), "bool": pa.bool_(), "strings": pa.list_(pa.string()),
+    }  # fmt: skip
+    return pa.schema([(name, types[kind]) for name, kind in COLUMNS[table]])
+
+
+def __getattr__(name: str) -> Any:
+    """``FLOWS``, ``DNS``, ``ACCESS`` and ``SCHEMAS`` (Arrow schemas), built on first use."""
+    if name in ("FLOWS", "DNS", "ACCESS"):
+        schema = arrow_schema(Table(name.lower()))
+        globals()[name] = schema
+        return schema
+    if name == "SCHEMAS":
+        schemas = {t: __getattr__(t.name) for t in Table}
+        globals()[name] = schemas
+        return schemas
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: the keys of one native access JSON Lines record (DESIGN §4), in order
 ACCESS_JSON_KEYS = (

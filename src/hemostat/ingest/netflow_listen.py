@@ -163,6 +163,7 @@ def listen(
         sock.close()
         collector.expire(everything=True)
         _flush(store, ingest_id, collector, on_flush)
+        _record(store, ingest_id, collector.stats)  # bad packets after the last rows count too
     return collector.stats
 
 
@@ -207,8 +208,13 @@ def _flush(
         return
     with store.transaction():
         stats.flows += store.append(Table.FLOWS, columns.arrow(), ingest_id)
-        store.finish_ingest(ingest_id, {Table.FLOWS: stats.flows}, stats.bad,
-                            sum(stats.skipped.values()))  # fmt: skip
+        _record(store, ingest_id, stats)
     stats.batches += 1
     if on_flush is not None:
         on_flush(stats)
+
+
+def _record(store: Store, ingest_id: int, stats: ListenStats) -> None:
+    store.finish_ingest(
+        ingest_id, {Table.FLOWS: stats.flows}, stats.bad, sum(stats.skipped.values())
+    )

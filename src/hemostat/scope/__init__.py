@@ -96,11 +96,9 @@ def _scope(
         return {r["giver"]: int(r["bytes"]) for r in backend.to_pyarrow(given).to_pylist()}
 
     say("egress: what the incident's hosts sent outside")
-    first = (
-        backend.to_pyarrow(flows.outward(flow_table, hosts, inventory.internal, lo, tail, margin))
-        if hosts
-        else pa.table({})
-    )
+    # egress is what left in the window (and the tail of its open connections), not the lead
+    sent = flows.outward(flow_table, hosts, inventory.internal, incident.start, tail, margin)
+    first = backend.to_pyarrow(sent) if hosts else pa.table({})
     named = egress.destinations(incident, found, inventory.internal)
     dns = _dns(backend, hosts, window) if any(egress.is_domain(d) for d in named) else None
     out = egress.measure(

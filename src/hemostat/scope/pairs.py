@@ -36,17 +36,25 @@ def roll(store: Store, internal: list[str], since: datetime, until: datetime) ->
 
 
 def covered(store: Store, lo: datetime, hi: datetime) -> bool:
-    """Whether detection passes rolled up every moment of ``[lo, hi)``."""
+    """Whether detection passes rolled up every flow of ``[lo, hi)``: a stretch no pass
+    covered is fine when no flow starts in it (the lead period before the first data)."""
     rows = store.con.execute(
         "SELECT since, until FROM detections WHERE until > ? AND since < ? ORDER BY since",
         [lo, hi],
     ).fetchall()
-    reached = lo
+    reached, gaps = lo, []
     for since, until in rows:
         if since > reached:
-            return False
+            gaps.append((reached, since))
         reached = max(reached, until)
-    return reached >= hi
+    if reached < hi:
+        gaps.append((reached, hi))
+    return not any(_flows_in(store, a, b) for a, b in gaps)
+
+
+def _flows_in(store: Store, lo: datetime, hi: datetime) -> bool:
+    sql = "SELECT 1 FROM flows WHERE ts >= ? AND ts < ? LIMIT 1"
+    return bool(store.con.execute(sql, [lo, hi]).fetchall())
 
 
 def given(pairs: ir.Table, hosts: list[str], lo: datetime, hi: datetime, margin: Any) -> ir.Table:
