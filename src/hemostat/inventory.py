@@ -109,8 +109,11 @@ class Inventory(_Model):
     expected_transfers: list[ExpectedTransfer] = Field(default_factory=list)
     continuity: list[ContinuityRule] = Field(default_factory=list)
     management: list[str] = Field(default_factory=list)
+    # extension (issue 7): internal DNS resolvers an isolated host keeps (port 53); hosts with
+    # role dns or resolver count too. Optional; docs/containment.md
+    resolvers: list[str] = Field(default_factory=list)
 
-    _nets = field_validator("internal", "management")(_networks)
+    _nets = field_validator("internal", "management", "resolvers")(_networks)
 
     @field_validator("timezone")
     @classmethod

@@ -593,6 +593,7 @@ def main() -> None:
 
 
 # command modules register themselves on ``app`` when imported
+from hemostat.cli import contain as _contain_commands  # noqa: E402, F401
 from hemostat.cli import leak as _leak_commands  # noqa: E402, F401
 from hemostat.cli import scope as _scope_commands  # noqa: E402, F401
 
