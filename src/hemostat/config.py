@@ -77,6 +77,102 @@ SETTINGS = (
     Setting("scope", "bulk_share", 0.005,
             "A read is evidence when it took at least this share of its table (or data store), "
             "or was made by an account the incident's findings name."),
+    # alerting (issue 6): sinks, de-duplication, updates; docs/alerting.md. Files are
+    # relative to HOME.
+    Setting("alerting", "min_severity", "medium",
+            "Incidents below this severity (low, medium, high, critical) are not alerted."),
+    Setting("alerting", "update_factor", 2.0,
+            "An incident already alerted is alerted again (an update) when its bytes out grew "
+            "by this factor, or it gained hosts, destinations or detectors."),
+    Setting("alerting", "update_minutes", 15.0,
+            "An update waits until this many minutes after the last alert about the incident "
+            "to the same sink, unless the incident's severity rose."),
+    Setting("alerting", "timeout", 5.0,
+            "Seconds a sink may take to connect or to answer before it counts as down."),
+    Setting("alerting", "console_url", "",
+            "Base URL of the hemostat console: alerts then link to URL/incidents/<id> (or to "
+            "the URL with '{id}' replaced by the incident id)."),
+    Setting("alerting", "syslog", [],
+            "Syslog receivers of RFC 5424 lines with a CEF payload: udp://host:514, "
+            "tcp://host:601 (octet counting) or tls://host:6514."),
+    Setting("alerting", "syslog_facility", "local4",
+            "Syslog facility of the alerts: auth, authpriv, daemon, audit, local0 ... local7."),
+    Setting("alerting", "syslog_ca_file", "",
+            "CA certificate (PEM) tls:// syslog receivers are verified against; empty: the "
+            "system's trust store."),
+    Setting("alerting", "webhook", [],
+            "URLs (https://, or http:// on a trusted network) that receive every alert as an "
+            "OCSF Detection Finding in a JSON POST."),
+    Setting("alerting", "webhook_token_file", "",
+            "File holding a token sent to the webhooks as 'Authorization: Bearer <token>'."),
+    Setting("alerting", "webhook_retries", 2,
+            "Retries of a webhook POST after a 5xx or 429 answer or a network error (waiting "
+            "0.5 s, then 1 s, ...)."),
+    Setting("alerting", "webhook_ca_file", "",
+            "CA certificate (PEM) https webhooks are verified against; empty: the system's "
+            "trust store."),
+    Setting("alerting", "mail_to", [], "E-mail addresses that receive every alert."),
+    Setting("alerting", "mail_from", "hemostat@localhost", "Sender address of alert mails."),
+    Setting("alerting", "mail_language", "en", "Language of alert mails: en or fr."),
+    Setting("alerting", "smtp_host", "",
+            "SMTP server that relays alert mails; it must offer STARTTLS."),
+    Setting("alerting", "smtp_port", 587, "Port of smtp_host (submission)."),
+    Setting("alerting", "smtp_user", "", "SMTP login; empty: no login."),
+    Setting("alerting", "smtp_password_file", "", "File holding the password of smtp_user."),
+    Setting("alerting", "smtp_ca_file", "",
+            "CA certificate (PEM) the SMTP server is verified against; empty: the system's "
+            "trust store."),
+    # collector (issue 6): hemostat serve; docs/collector.md
+    Setting("server", "detect_interval", 10.0,
+            "Seconds between live detection passes over newly received rows (0: no live "
+            "detection)."),
+    Setting("server", "max_body_bytes", 8 * 1024 * 1024,
+            "Largest compressed ingest request body accepted (larger: 413)."),
+    Setting("server", "max_decompressed_bytes", 64 * 1024 * 1024,
+            "Largest ingest body once decompressed (larger: 413)."),
+    Setting("server", "max_rows", 100_000,
+            "Most rows (flows, dns, access and raw lines together) in one batch (more: 413)."),
+    Setting("server", "rate", 10.0,
+            "Ingest requests per second allowed per agent, on average (more: 429)."),
+    Setting("server", "burst", 20, "Ingest requests an agent may send at once above the rate."),
+    Setting("server", "queue_rows", 1_000_000,
+            "Rows acknowledged but not yet in the store beyond which batches are refused with "
+            "503 and Retry-After (the agents keep them in their spool)."),
+    Setting("server", "group_rows", 200_000,
+            "Most rows the writer appends in one transaction (several batches together)."),
+    Setting("server", "agent_interval", 5.0,
+            "Sampling interval (seconds) the collector gives agents in their configuration."),
+    Setting("server", "batch_days", 14,
+            "Days the ids of stored batches are kept to recognise a batch sent again."),
+    # agent (issue 6): hemostat agent; read from its --config file ([agent] only) and
+    # HEMOSTAT_AGENT__* variables; docs/agent.md
+    Setting("agent", "batch_seconds", 5.0,
+            "Seconds between two batches put in the agent's spool (sooner when one is full)."),
+    Setting("agent", "batch_max_rows", 20_000,
+            "Most flow rows and raw log lines in one batch (the collector takes 100,000)."),
+    Setting("agent", "heartbeat_seconds", 60.0,
+            "With nothing to report, an empty batch (the agent's stats) this often."),
+    Setting("agent", "spool_max_bytes", 256 * 1024 * 1024,
+            "Disk the spool may use; beyond it the oldest batches are dropped (and counted)."),
+    Setting("agent", "spool_max_batches", 20_000,
+            "Batches the spool may hold; beyond it the oldest are dropped (and counted)."),
+    Setting("agent", "backoff_max_seconds", 60.0,
+            "Longest wait between two tries to reach the collector (exponential backoff)."),
+    Setting("agent", "config_seconds", 300.0,
+            "Seconds between two fetches of the agent's configuration from the collector."),
+    Setting("agent", "audit_log", "/var/log/audit/audit.log",
+            "auditd's log, followed for the read watches the collector asks for."),
+    # containment (issue 7): hemostat contain / release; docs/containment.md
+    Setting("contain", "lookback_minutes", 60,
+            "The dry-run lists the flows of this many minutes (ending at the newest flow in "
+            "the store) that the rules would stop."),
+    Setting("contain", "selftest_port", 8443,
+            "After --apply, a TCP connection to each management address on this port must "
+            "still open, else the rules are rolled back; 0 skips the self-test."),
+    Setting("contain", "selftest_timeout", 3.0, "Seconds the self-test waits for the collector."),
+    Setting("contain", "name_ttl", 600,
+            "Seconds an address of a blocked name stays blocked unless a refresh resolves the "
+            "name to it again."),
 )  # fmt: skip
 
 
