@@ -18,6 +18,7 @@ from hemostat.ingest import (
     netflow,
     nfdump,
     pcap,
+    pglog,
     suricata,
     zeek,
 )
@@ -35,6 +36,7 @@ READERS: dict[str, type[Reader]] = {
         cicflowmeter.CicFlowMeter,
         access_jsonl.AccessJsonl,
         auditd.Auditd,
+        pglog.Pglog,
         nfdump.NfdumpCsv,
         nfdump.Nfcapd,
         netflow.NetflowCapture,
