@@ -10,7 +10,7 @@ import sys
 #: global options that take a value (written before the command)
 _VALUED = {"--home"}
 #: ``hemostat agent`` subcommands that run on the collector's side and need the full CLI
-_SERVER_SIDE = {"enroll", "tokens", "revoke"}
+_SERVER_SIDE = {"enroll"}
 
 
 def command(argv: list[str]) -> tuple[str | None, list[str]]:

@@ -91,6 +91,10 @@ CREATE TABLE IF NOT EXISTS agents (
     id VARCHAR PRIMARY KEY, name VARCHAR, ip VARCHAR, token_hash VARCHAR, role VARCHAR,
     enrolled_at TIMESTAMPTZ, last_seen TIMESTAMPTZ
 );
+-- agent batches stored by the collector (hemostat serve): a batch sent again is known
+CREATE TABLE IF NOT EXISTS batches (
+    id VARCHAR PRIMARY KEY, agent VARCHAR, received TIMESTAMPTZ, rows BIGINT
+);
 """
 
 #: identifies one ingest of one file; ``fingerprint`` keys idempotent re-ingest

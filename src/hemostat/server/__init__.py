@@ -1,0 +1,34 @@
+"""The collector (``hemostat serve``): agents' batches in, durably, then the live loop.
+
+    request ─► auth (tokens, roles) ─► batch (decode, validate: rows, raw)
+            ─► collector (dedupe, journal fsync, 200) ─► writer thread (one DuckDB writer:
+               append, record the batch id, delete the journal file; live detection, alerts)
+
+Modules: ``auth`` (tokens and roles), ``pki`` (the site CA), ``batch``, ``rows`` and ``raw``
+(what an agent may send), ``journal``, ``writer``, ``live``, ``commands`` (collector to agent),
+``metrics``, ``collector`` (the parts wired together), ``app`` (the HTTP API), ``run``
+(uvicorn). ``Refused`` is every refusal the API answers with a 4xx or 503.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from hemostat.errors import HemostatError
+
+
+class Refused(HemostatError):
+    """A request the collector refuses: ``status`` and a JSON body naming the ``field``."""
+
+    def __init__(
+        self, status: int, message: str, field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        self.status = status
+        self.message = message
+        self.field = field
+        self.headers = dict(headers or {})
+        super().__init__(f"{status} {field + ': ' if field else ''}{message}")
+
+    def body(self) -> dict[str, str | None]:
+        return {"error": self.message, "field": self.field}

@@ -1,0 +1,126 @@
+"""The live loop: every ``server.detect_interval`` seconds, when rows arrived, one detection
+pass over the new window (``detect.runner.pending`` + ``examine``), then the alerter.
+
+It runs in the writer thread (the store has one writer). The window starts where the last
+pass stopped, or earlier when late rows arrived (an agent emptying its spool after an
+outage), so that they are examined too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from hemostat.config import Settings
+from hemostat.detect import Window
+from hemostat.errors import HemostatError
+from hemostat.inventory import Inventory
+from hemostat.schema import Incident
+from hemostat.server.metrics import Metrics
+from hemostat.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Live:
+    def __init__(
+        self, settings: Settings, home: Path, inventory: Callable[[], Inventory], metrics: Metrics
+    ) -> None:
+        self.settings = settings
+        self.home = home
+        self.inventory = inventory
+        self.metrics = metrics
+        self.interval = float(settings.get("server", "detect_interval"))
+        self._rows = 0
+        self._first: datetime | None = None  # earliest row time since the last pass
+        self._next = time.monotonic() + self.interval
+        self._alerter: Any = None  # None: not made yet; False: alerting unavailable
+
+    @property
+    def enabled(self) -> bool:
+        return self.interval > 0
+
+    def note(self, rows: int, first_ts: datetime | None) -> None:
+        """Rows just committed (and the earliest of their times)."""
+        self._rows += rows
+        if first_ts is not None and (self._first is None or first_ts < self._first):
+            self._first = first_ts
+
+    def due_in(self) -> float | None:
+        """Seconds until the next pass is due; None when live detection is off."""
+        return max(self._next - time.monotonic(), 0.0) if self.enabled else None
+
+    def due(self) -> bool:
+        """Whether a pass is due (the interval runs from the end of the previous pass, so
+        the writer always gets that long to store what arrived meanwhile)."""
+        return self.enabled and time.monotonic() >= self._next
+
+    def tick(self, store: Store) -> list[Incident] | None:
+        """Run a pass if one is due and rows arrived; the incidents, or None if no pass ran."""
+        if not self.due():
+            return None
+        try:
+            return self._pass(store) if self._rows else None
+        finally:
+            self._next = time.monotonic() + self.interval
+
+    def _pass(self, store: Store) -> list[Incident] | None:
+        from hemostat.detect.runner import examine, pending
+
+        window = self._window(store, pending)
+        if window is None:
+            self._rows, self._first = 0, None
+            return None
+        try:
+            done = examine(store, self.inventory(), self.settings, window)
+        except (HemostatError, duckdb.Error) as exc:
+            log.error("live detection pass failed (retried at the next interval): %s", exc)
+            return None
+        self._rows, self._first = 0, None
+        self.metrics.detected(done.seconds)
+        for failed in done.run.errors:
+            log.warning("detector %s failed: %s", failed.detector, failed.error)
+        log.info("detection pass %s - %s: %d finding(s), %d new, %d incident(s), %.1f s",
+                 window.start.isoformat(), window.end.isoformat(), len(done.run.findings),
+                 done.new, len(done.incidents), done.seconds)  # fmt: skip
+        self._alert(done.incidents)
+        return done.incidents
+
+    def _window(self, store: Store, pending: Callable[..., Window | None]) -> Window | None:
+        window: Window | None = pending(store, None, None)
+        if self._first is not None and (window is None or self._first < window.start):
+            window = pending(store, self._first, None)
+        return window
+
+    def _alert(self, incidents: Sequence[Incident]) -> None:
+        alerter = self._get_alerter()
+        if not alerter:
+            return
+        try:
+            sent = alerter.notify(incidents, datetime.now(UTC))
+        except Exception:  # a bug in alerting must not stop the writer
+            log.exception("alerting failed")
+            return
+        for s in sent:
+            self.metrics.alerted(str(s.sink), bool(s.ok))
+
+    def _get_alerter(self) -> Any:
+        if self._alerter is None:
+            try:
+                from hemostat.alerting import Alerter
+            except ImportError as exc:
+                log.warning("alerting is not available (%s): incidents are not alerted", exc)
+                self._alerter = False
+                return False
+            try:
+                self._alerter = Alerter.from_settings(self.settings, self.home)
+            except HemostatError as exc:
+                log.error("alerting is not configured correctly: %s", exc)
+                self._alerter = False
+        return self._alerter
