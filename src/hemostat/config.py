@@ -173,6 +173,15 @@ SETTINGS = (
     Setting("contain", "name_ttl", 600,
             "Seconds an address of a blocked name stays blocked unless a refresh resolves the "
             "name to it again."),
+    # response (issue 7): containment through the collector; docs/containment.md
+    Setting("respond", "auto", [],
+            "Automatic response rules 'kind:min_severity:action' (e.g. "
+            "'exfiltration:critical:host'; kind '*' for any; action 'host' isolates the "
+            "incident's internal hosts). Empty: no automatic response."),
+    Setting("respond", "auto_ttl", "",
+            "Time to live of automatic isolations (e.g. '4h'); empty: until released."),
+    Setting("respond", "auto_recent_minutes", 60,
+            "Only incidents whose activity ended less than this long ago are acted on."),
 )  # fmt: skip
 
 

@@ -59,9 +59,12 @@ def hemostat(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from hemostat.server.auth import Role, Tokens
+
     home = tmp_path / "home"
     home.mkdir()
+    monkeypatch.setenv("HEMOSTAT_TOKEN", Tokens(home).create("cert", Role.RESPONDER)[1])
     (home / "inventory.yaml").write_text(INVENTORY)
     (home / "hemostat.toml").write_text("[contain]\nselftest_port = 0\n")
     now = datetime.now(UTC)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,8 @@ from tests.contain.lab import Lab, sh, wait_until
 
 RECEIVERS = Path(__file__).with_name("receivers.py")
 SEND = Path(__file__).with_name("send.py")
+#: the collector's log line of a live detection pass: "detection pass START - END: ..."
+PASS = re.compile(r"detection pass \S+ - (\S+):")
 BIN = Path(sys.executable).parent
 COLLECTOR, SERVER, INTERNET = "10.231.1.2", "10.231.2.1", "198.51.100.10"
 SYSLOG_PORT, WEBHOOK_PORT, PORT = 5514, 8080, 8443
@@ -112,7 +116,7 @@ class Site:
             self.srv, str(BIN / "hemostat-agent"), "--collector", f"https://{COLLECTOR}:{PORT}",
             "--token-file", str(self.token), "--ca", str(self.home / "pki" / "ca.pem"),
             "--state", str(self.home.parent / "agent"), "--interval", "2",
-            env={"HEMOSTAT_AGENT__BATCH_SECONDS": "2"}, log=self.home.parent / "agent.log",
+            env={"HEMOSTAT_AGENT__BATCH_SECONDS": "2", "HEMOSTAT_AGENT__BACKOFF_MAX_SECONDS": "3"}, log=self.home.parent / "agent.log",
         )  # fmt: skip
         log = self.home.parent / "collector.log"  # the agent samples once it delivered
         if not wait_until(lambda: "POST /api/v1/ingest" in log.read_text(errors="replace"), 30):
@@ -123,6 +127,11 @@ class Site:
         done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-I", str(SEND), host,
                                str(port), str(size)], capture_output=True, timeout=30)  # fmt: skip
         assert done.returncode == 0, done.stderr
+
+    def passes(self) -> list[datetime]:
+        """The end of every live detection pass so far, from the collector's log."""
+        log = (self.home.parent / "collector.log").read_text(errors="replace")
+        return [datetime.fromisoformat(end) for end in PASS.findall(log)]
 
     def received(self) -> list[dict[str, Any]]:
         lines = self.alerts.read_text().splitlines()

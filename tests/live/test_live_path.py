@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,9 @@ def test_ordinary_traffic_raises_no_alert(site: Site) -> None:
     site.start_agent()
     upload = site.lab.upload(site.srv, INTERNET, 443, rate=20_000, seconds=20)  # 400 kB
     upload.wait(timeout=60)
-    time.sleep(12)  # the last slices reach the collector and two detection passes run
+    ended = datetime.now(UTC) - timedelta(seconds=3)  # the agent's last slice starts after
+    assert wait_until(lambda: any(end > ended for end in site.passes()), 90), site.passes()
+    time.sleep(1)  # the alerter runs right after the pass
     site.stop_collector()
     assert site.received() == []
     with Store(site.home, read_only=True) as store:
@@ -85,7 +88,7 @@ def test_an_outage_loses_and_duplicates_nothing(site: Site) -> None:
     time.sleep(6)  # the agent samples, spools and fails to deliver for a while
     site.start_collector()
     spool = site.home.parent / "agent"
-    assert wait_until(lambda: _spool_empty(spool), 60), "the agent never drained its spool"
+    assert wait_until(lambda: _spool_empty(spool), 120), "the agent never drained its spool"
     time.sleep(2)
     site.stop_collector()
     with Store(site.home, read_only=True) as store:

@@ -3,7 +3,7 @@ no Typer, Rich, DuckDB or Arrow)::
 
     hemostat agent --collector URL (--token T | --token-file F) [--ca F] [--state DIR]
                    [--interval S] [--name N] [--tail FORMAT:PATH]... [--no-sockets] [--once]
-                   [--config FILE]
+                   [--config FILE] [--gateway]
     hemostat agent install [same options] [--unit-dir DIR] [--token-path FILE]
     hemostat agent status [--state DIR] [--json]
 
@@ -93,6 +93,12 @@ def _parser(install: bool) -> argparse.ArgumentParser:
     )
     p.add_argument("--no-sockets", action="store_true", help="do not sample sockets")
     p.add_argument("--config", type=Path, metavar="FILE", help="TOML file with [agent] settings")
+    p.add_argument(
+        "--gateway",
+        action="store_true",
+        help="this host is the site's Linux gateway: it carries out site cuts and "
+        "destination blocks",
+    )
     if install:
         p.add_argument("--unit-dir", type=Path, default=service.UNIT_DIR, metavar="DIR")
         p.add_argument(
@@ -138,6 +144,7 @@ def _run(args: argparse.Namespace, home: Path | None) -> None:
         state=_state(args.state, home), name=args.name, ca=_ca(args.ca),
         interval=args.interval, tails=tuple(TailSpec.parse(t) for t in args.tail),
         sockets=not args.no_sockets, once=args.once, settings=agent_settings(args.config),
+        gateway=args.gateway,
     )  # fmt: skip
     agent = Agent(options)
 
@@ -174,6 +181,8 @@ def _install(args: argparse.Namespace, home: Path | None) -> None:
         argv.append("--no-sockets")
     if args.config:
         argv += ["--config", str(args.config.resolve())]
+    if args.gateway:
+        argv.append("--gateway")
     unit = service.install(argv, args.unit_dir, state)
     sys.stdout.write(f"wrote {unit} and {args.token_path} (0600)\n"
                      f"start it: systemctl daemon-reload && systemctl enable --now "

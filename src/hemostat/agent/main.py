@@ -26,7 +26,8 @@ import orjson
 
 from hemostat import __version__
 from hemostat.agent.audit import AUDIT_LOG, KeyFilter, Watches
-from hemostat.agent.commands import Executor
+from hemostat.agent.commands import HANDLERS, Executor
+from hemostat.agent.respond import Enforcer
 from hemostat.agent.shipper import Backoff, Shipper, connect
 from hemostat.agent.spool import SUFFIX, Spool, iso
 from hemostat.agent.tail import Tailer, TailSpec
@@ -57,6 +58,7 @@ class Options:
     tails: tuple[TailSpec, ...] = ()
     sockets: bool = True
     once: bool = False
+    gateway: bool = False  # the site's gateway: carries out site cuts and blocks
     settings: Settings = field(default_factory=Settings)
 
     def setting(self, name: str) -> Any:
@@ -114,7 +116,12 @@ class Agent:
         self.ship_client = connect(options.collector, options.token, options.ca)
         self.control_client = connect(options.collector, options.token, options.ca)
         self.shipper = Shipper(self.spool, self.ship_client, Backoff(cap=cap))
-        self.executor = Executor(self.control_client, backoff=Backoff(cap=cap))
+        self.enforcer = Enforcer(options.state, options.collector, options.token, options.ca,
+                                 options.gateway)  # fmt: skip
+        if options.gateway:  # declared on every command poll (docs/containment.md)
+            self.control_client.headers["X-Hemostat-Gateway"] = "1"
+        self.executor = Executor(self.control_client, {**HANDLERS, **self.enforcer.handlers()},
+                                 backoff=Backoff(cap=cap))  # fmt: skip
         self._next_refresh = 0.0
         self._closed = False
 
@@ -122,6 +129,7 @@ class Agent:
 
     def run(self) -> None:
         """Until :meth:`stop` (or one cycle with ``--once``)."""
+        self.enforcer.restore()  # containment in force before the agent stopped
         self.refresh_config()
         self._apply_config()
         if self.options.sockets:
@@ -153,6 +161,7 @@ class Agent:
         while not self.stopping.is_set():
             now = time.monotonic()
             self._apply_config()
+            self.enforcer.tick()
             if self.sampler is not None and now >= next_sample:
                 self._sample()
                 next_sample = max(next_sample + self.interval, now + self.interval / 2)

@@ -3,6 +3,12 @@ restore``, ``hemostat release ACTION_ID`` and ``hemostat audit verify``.
 
 Dry-run by default: the exact rules and the recent flows they would stop; ``--apply`` acts on
 this machine (or, with ``--netns``, in a network namespace of it). Every step is audited.
+
+``--apply`` and ``release`` need a responder (or admin) token (``--token``, ``--token-file``
+or ``HEMOSTAT_TOKEN``). With ``--collector URL``, or when a collector runs on HOME, the
+command goes through the collector's API (``POST /api/v1/contain``, ``/api/v1/release/ID``),
+which sends the action to the agent that carries it out; otherwise the token is checked
+against HOME's token file and the action is applied here.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -40,35 +48,48 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Netns = Annotated[
     str | None, typer.Option(help="Apply inside this network namespace (labs and tests).")
 ]
+Token = Annotated[str | None, typer.Option("--token", envvar="HEMOSTAT_TOKEN", show_envvar=True,
+                                           help="Responder token (needed to act).")]  # fmt: skip
+TokenFile = Annotated[Path | None, typer.Option("--token-file", help="File holding the token.")]
+Collector = Annotated[str | None, typer.Option(
+    "--collector", help="Go through this collector's API, e.g. https://10.1.0.5:8443 (default: "
+    "the collector running on HOME, if any).")]  # fmt: skip
+Ca = Annotated[Path | None, typer.Option("--ca", help="CA to trust (default HOME/pki/ca.pem).")]
 
 
 @contain_app.command("host")
 def contain_host(
     ip: Annotated[str, typer.Argument(help="The host to isolate.")],
     apply: Apply = False, ttl: Ttl = None, reason: Reason = "", as_json: AsJson = False,
-    netns: Netns = None,
+    netns: Netns = None, token: Token = None, token_file: TokenFile = None,
+    collector: Collector = None, ca: Ca = None,
 ) -> None:  # fmt: skip
     """Isolate a host: only loopback, the collector, internal DNS and continuity remain."""
-    _contain("host", ip, apply, ttl, reason, as_json, netns)
+    remote = Remote(token, token_file, collector, ca)
+    _contain("host", ip, apply, ttl, reason, as_json, netns, remote)
 
 
 @contain_app.command("site")
 def contain_site(
     apply: Apply = False, ttl: Ttl = None, reason: Reason = "", as_json: AsJson = False,
-    netns: Netns = None,
+    netns: Netns = None, token: Token = None, token_file: TokenFile = None,
+    collector: Collector = None, ca: Ca = None,
 ) -> None:  # fmt: skip
     """Cut the site's Internet egress on this gateway, except continuity and management."""
-    _contain("site", "site", apply, ttl, reason, as_json, netns)
+    remote = Remote(token, token_file, collector, ca)
+    _contain("site", "site", apply, ttl, reason, as_json, netns, remote)
 
 
 @contain_app.command("destination")
 def contain_destination(
     address: Annotated[str, typer.Argument(help="An address, a range (CIDR) or a DNS name.")],
     apply: Apply = False, ttl: Ttl = None, reason: Reason = "", as_json: AsJson = False,
-    netns: Netns = None,
+    netns: Netns = None, token: Token = None, token_file: TokenFile = None,
+    collector: Collector = None, ca: Ca = None,
 ) -> None:  # fmt: skip
     """Block a destination to and from this machine and what it forwards."""
-    _contain("destination", address, apply, ttl, reason, as_json, netns)
+    remote = Remote(token, token_file, collector, ca)
+    _contain("destination", address, apply, ttl, reason, as_json, netns, remote)
 
 
 @contain_app.command("list")
@@ -117,10 +138,17 @@ def contain_restore(netns: Netns = None) -> None:
 @app.command("release")
 def release(
     action_id: Annotated[str, typer.Argument(help="The action id, e.g. act-1a2b3c4d5e6f.")],
-    reason: Reason = "", as_json: AsJson = False, netns: Netns = None,
+    reason: Reason = "", as_json: AsJson = False, netns: Netns = None, token: Token = None,
+    token_file: TokenFile = None, collector: Collector = None, ca: Ca = None,
 ) -> None:  # fmt: skip
     """Release a containment action: its rules are removed, the others stay."""
-    outcome = _containment(netns).release(action_id, _actor(), reason)
+    remote = Remote(token, token_file, collector, ca)
+    url = remote.url() if netns is None else None
+    if url is not None:
+        answer = remote.call(url, f"/api/v1/release/{action_id}", {"reason": reason})
+        _print_remote(answer, as_json)
+        return
+    outcome = _containment(netns).release(action_id, remote.local_actor(), reason)
     _print_outcome(outcome, as_json)
 
 
@@ -153,14 +181,21 @@ def audit_verify(as_json: AsJson = False) -> None:
 
 def _contain(
     kind: str, target: str, apply: bool, ttl: str | None, reason: str, as_json: bool,
-    netns: str | None,
+    netns: str | None, remote: Remote,
 ) -> None:  # fmt: skip
     from hemostat import config
     from hemostat.audit import AuditLog, Step
     from hemostat.contain import rules
 
+    url = remote.url(needed=apply) if netns is None else None
+    if url is not None:
+        body = {"kind": kind, "target": target if kind != "site" else "", "ttl": ttl,
+                "reason": reason, "apply": apply}  # fmt: skip
+        _print_remote(remote.call(url, "/api/v1/contain", body), as_json)
+        return
+    actor = remote.local_actor() if apply else _actor()
     settings = config.load(State.home)
-    plan = _plan(kind, target, ttl, reason, settings)
+    plan = _plan(kind, target, ttl, reason, settings, actor)
     text = rules.render([plan])
     AuditLog(State.home).append(step=Step.PLAN, actor=plan.actor, action=plan.id,
                                 kind=str(plan.kind), target=plan.target, reason=reason,
@@ -183,14 +218,16 @@ def _contain(
         raise typer.Exit(1)
 
 
-def _plan(kind: str, target: str, ttl: str | None, reason: str, settings: Settings) -> Plan:
+def _plan(
+    kind: str, target: str, ttl: str | None, reason: str, settings: Settings, actor: str
+) -> Plan:
     from hemostat.cli import _inventory
     from hemostat.contain.apply import resolve
     from hemostat.contain.plan import parse_ttl, plan_destination, plan_host, plan_site
     from hemostat.contain.site import Site
 
     site = Site.from_inventory(_inventory())
-    common: dict[str, Any] = {"reason": reason, "actor": _actor(),
+    common: dict[str, Any] = {"reason": reason, "actor": actor,
                               "ttl": parse_ttl(ttl) if ttl else None}  # fmt: skip
     if kind == "host":
         return plan_host(site, target, **common)
@@ -245,6 +282,131 @@ def _containment(netns: str | None) -> Containment:
         return Containment(State.home / "contain", Runner(), AuditLog(State.home))
     state_dir = State.home / "contain" / "netns" / netns
     return Containment(state_dir, Runner.netns(netns), AuditLog(State.home))
+
+
+# ---- through the collector, and tokens -------------------------------------------------------
+
+
+class Remote:
+    """The token and collector options of a command that may act."""
+
+    def __init__(
+        self, token: str | None, token_file: Path | None, collector: str | None, ca: Path | None
+    ) -> None:
+        self.token, self.token_file, self.collector, self.ca = token, token_file, collector, ca
+
+    def text(self) -> str:
+        from hemostat.errors import ConfigError
+
+        if self.token_file is not None:
+            try:
+                return self.token_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"{self.token_file}: cannot read the token: {exc.strerror}"
+                ) from None
+        if self.token:
+            return self.token.strip()
+        raise ConfigError(
+            "acting needs a responder token: give --token, --token-file or HEMOSTAT_TOKEN "
+            "(hemostat token create NAME --role responder)"
+        )
+
+    def url(self, needed: bool = True) -> str | None:
+        """The collector to go through: --collector, else one running on HOME (for a dry run,
+        only when a token is given: the API needs one)."""
+        if self.collector:
+            return self.collector.rstrip("/")
+        if not needed and not (self.token or self.token_file):
+            return None
+        return _running_collector(State.home)
+
+    def local_actor(self) -> str:
+        """The name of the responder token given, checked against HOME's token file."""
+        from hemostat.errors import ConfigError
+        from hemostat.server.auth import Role, Tokens, allows
+
+        token = Tokens(State.home).verify(self.text())
+        if token is None:
+            raise ConfigError(f"the token is unknown or revoked in {State.home}/secrets")
+        if not allows(token.role, Role.RESPONDER):
+            raise ConfigError(f"a {token.role} token may not contain or release (needs "
+                              "responder or admin)")  # fmt: skip
+        return token.name
+
+    def call(self, url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        import ssl
+
+        import httpx
+
+        from hemostat.errors import HemostatError
+
+        ca = self.ca or (State.home / "pki" / "ca.pem")
+        verify: ssl.SSLContext | bool = True
+        if url.startswith("https:") and ca.exists():
+            verify = ssl.create_default_context(cafile=str(ca))
+        headers = {"Authorization": f"Bearer {self.text()}"}
+        try:
+            with httpx.Client(base_url=url, verify=verify, timeout=60.0) as client:
+                response = client.post(path, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise HemostatError(f"{url}: the collector is unreachable ({exc})") from None
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {"error": response.text[:300]}
+        if response.status_code != 200:
+            field = f" ({answer.get('field')})" if answer.get("field") else ""
+            raise HemostatError(f"{url}{path}: {response.status_code} "
+                                f"{answer.get('error')}{field}")  # fmt: skip
+        return dict(answer)
+
+
+def _running_collector(home: Path) -> str | None:
+    """The URL of ``hemostat serve`` running on ``home`` (it holds the store's lock), if any."""
+    from hemostat.errors import StoreError
+    from hemostat.store import DB_NAME, Store
+
+    if not (home / DB_NAME).exists():
+        return None
+    try:
+        Store(home, read_only=True).close()
+        return None
+    except StoreError as exc:
+        pid = re.search(r"\(PID (\d+)\)", str(exc))
+    try:
+        argv = Path(f"/proc/{pid[1]}/cmdline").read_bytes().decode().split("\0") if pid else []
+    except OSError:
+        argv = []
+    if "serve" not in argv or "--bind" not in argv[:-1]:
+        return None
+    host, _, port = argv[argv.index("--bind") + 1].rpartition(":")
+    anywhere = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "::": "[::1]"}  # noqa: S104
+    host = anywhere.get(host, host)
+    return f"{'http' if '--insecure-http' in argv else 'https'}://{host}:{port}"
+
+
+def _print_remote(answer: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps(answer))
+        return
+    if "rules" in answer and not answer.get("applied"):
+        console.print(f"[bold]{answer['action']['id']}[/]: {answer['description']}",
+                      highlight=False)  # fmt: skip
+        for warning in answer.get("warnings", []):
+            err.print(f"warning: {warning}", markup=False)
+        typer.echo(answer["rules"], nl=False)
+        agent = answer.get("agent")
+        console.print(f"carried out by agent {agent['name']}" if agent
+                      else f"no agent to carry it out: {answer.get('agent_note')}",
+                      markup=False)  # fmt: skip
+        console.print("dry run: nothing applied; add --apply to act")
+        return
+    agent = answer.get("agent") or {}
+    console.print(f"{answer['action']}: {answer.get('description', 'release')} sent"
+                  f"{' to agent ' + agent['name'] if agent else ''} (command "
+                  f"{answer['command']}); status {answer['status']}: see GET /api/v1/actions",
+                  markup=False, highlight=False, soft_wrap=True)  # fmt: skip
 
 
 # ---- output ---------------------------------------------------------------------------------

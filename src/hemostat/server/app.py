@@ -24,6 +24,7 @@ from hemostat.errors import HemostatError
 from hemostat.server import Refused
 from hemostat.server.auth import Role, Token, allows, token_id
 from hemostat.server.collector import Collector
+from hemostat.server.respond import GATEWAY_HEADER, ContainRequest, ReleaseRequest
 
 log = logging.getLogger(__name__)
 #: ingest bodies decoded at once (each may hold ``max_decompressed_bytes`` in memory). The
@@ -117,6 +118,12 @@ AnalystToken = Annotated[Token, Depends(needs(Role.ANALYST))]
 ResponderToken = Annotated[Token, Depends(needs(Role.RESPONDER))]
 
 
+def _gateway(request: Request, token: Token) -> None:
+    """An agent started with ``--gateway`` says so on its polls (docs/containment.md)."""
+    if request.headers.get(GATEWAY_HEADER) == "1":
+        _collector(request).responder.gateway(token.id)
+
+
 def _ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -180,12 +187,14 @@ def _routes(app: FastAPI) -> None:
 
     @app.get("/api/v1/agent/config")
     async def agent_config(request: Request, token: AgentToken) -> dict[str, Any]:
+        _gateway(request, token)
         return _collector(request).agent_config(token)
 
     @app.get("/api/v1/commands")
     async def commands(
         request: Request, token: AgentToken, wait: Annotated[float, Query(ge=0, le=30)] = 0.0
     ) -> dict[str, Any]:
+        _gateway(request, token)
         found = await _collector(request).commands.wait(token.id, wait)
         return {"commands": [c.wire() for c in found]}
 
@@ -193,9 +202,10 @@ def _routes(app: FastAPI) -> None:
     async def command_result(
         request: Request, command_id: str, result: Result, token: AgentToken
     ) -> dict[str, Any]:
-        done = _collector(request).commands.answer(
-            token.id, command_id, result.status, result.detail, result.at
-        )
+        done = await anyio.to_thread.run_sync(
+            _collector(request).responder.answer, token, command_id, result.status,
+            result.detail, result.at,
+        )  # fmt: skip
         log.info("agent %s: command %s %s %s", token.id, done.id, done.action, done.status)
         return {"id": done.id, "status": str(done.status)}
 
@@ -213,6 +223,24 @@ def _routes(app: FastAPI) -> None:
         )  # fmt: skip
         log.info("%s issued command %s (%s) to agent %s", token.name, ident, command.action, agent)
         return {"id": ident}
+
+    @app.post("/api/v1/contain")
+    async def contain(
+        request: Request, body: ContainRequest, token: ResponderToken
+    ) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(_collector(request).responder.contain, body, token)
+
+    @app.post("/api/v1/release/{action_id}")
+    async def release(
+        request: Request, action_id: str, token: ResponderToken, body: ReleaseRequest | None = None
+    ) -> dict[str, Any]:
+        reason = body.reason if body else ""
+        responder = _collector(request).responder
+        return await anyio.to_thread.run_sync(responder.release, action_id, reason, token.name)
+
+    @app.get("/api/v1/actions")
+    async def actions(request: Request, token: AnalystToken) -> dict[str, Any]:
+        return {"actions": _collector(request).responder.listing()}
 
     @app.get("/api/v1/agents")
     async def agents(request: Request, token: AnalystToken) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from hemostat.server.commands import Queue
 from hemostat.server.journal import Journal, Meta
 from hemostat.server.live import Live
 from hemostat.server.metrics import Metrics, Seen
+from hemostat.server.respond import Responder
 from hemostat.server.throttle import Throttle
 from hemostat.server.writer import Entry, Writer
 from hemostat.store import Store
@@ -59,6 +60,8 @@ class Collector:
         self.metrics = Metrics()
         self.throttle = Throttle(float(get("server", "rate")), int(get("server", "burst")))
         self.commands = Queue(self.home)
+        self.responder = Responder(self.home, settings, self.commands, self.tokens,
+                                   self.inventory, lambda: self.metrics.agents)  # fmt: skip
         self.journal = Journal(self.home)
         self._lock = threading.Lock()
         self._pending: set[str] = set()  # journalled, not yet stored
@@ -72,7 +75,8 @@ class Collector:
     def start(self) -> None:
         self.store = Store(self.home)
         self._lookup = self.store.con.cursor()
-        live = Live(self.settings, self.home, self.inventory, self.metrics)
+        self.responder.start(self.store)
+        live = Live(self.settings, self.home, self.inventory, self.metrics, self.responder)
         self.writer = Writer(
             self.store, self.journal, self.limits, self.metrics, self._stored, live,
             int(self.settings.get("server", "group_rows")),
@@ -86,6 +90,8 @@ class Collector:
     def stop(self) -> None:
         if self.writer is not None:
             self.writer.stop()
+        if self.store is not None:
+            self.responder.stop(self.store)
         if self._lookup is not None:
             self._lookup.close()
         if self.store is not None:

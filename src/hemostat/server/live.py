@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -25,14 +25,19 @@ from hemostat.schema import Incident
 from hemostat.server.metrics import Metrics
 from hemostat.store import Store
 
+if TYPE_CHECKING:
+    from hemostat.server.respond import Responder
+
 log = logging.getLogger(__name__)
 
 
 class Live:
     def __init__(
-        self, settings: Settings, home: Path, inventory: Callable[[], Inventory], metrics: Metrics
-    ) -> None:
+        self, settings: Settings, home: Path, inventory: Callable[[], Inventory], metrics: Metrics,
+        responder: Responder | None = None,
+    ) -> None:  # fmt: skip
         self.settings = settings
+        self.responder = responder  # automatic response, and the audit log's mirror
         self.home = home
         self.inventory = inventory
         self.metrics = metrics
@@ -68,6 +73,7 @@ class Live:
         try:
             return self._pass(store) if self._rows else None
         finally:
+            self._mirror(store)
             self._next = time.monotonic() + self.interval
 
     def _pass(self, store: Store) -> list[Incident] | None:
@@ -89,6 +95,7 @@ class Live:
         log.info("detection pass %s - %s: %d finding(s), %d new, %d incident(s), %.1f s",
                  window.start.isoformat(), window.end.isoformat(), len(done.run.findings),
                  done.new, len(done.incidents), done.seconds)  # fmt: skip
+        self._respond(done.incidents)  # before the alerts: a cut must not wait for a sink
         self._alert(done.incidents)
         return done.incidents
 
@@ -97,6 +104,22 @@ class Live:
         if self._first is not None and (window is None or self._first < window.start):
             window = pending(store, self._first, None)
         return window
+
+    def _respond(self, incidents: Sequence[Incident]) -> None:
+        if self.responder is None or not self.responder.auto.enabled:
+            return
+        try:
+            self.responder.auto.respond(incidents, datetime.now(UTC))
+        except Exception:  # a bug in the response must not stop the writer
+            log.exception("automatic response failed")
+
+    def _mirror(self, store: Store) -> None:
+        if self.responder is None:
+            return
+        try:
+            self.responder.sync(store)
+        except Exception:
+            log.exception("mirroring the audit log into the store failed")
 
     def _alert(self, incidents: Sequence[Incident]) -> None:
         alerter = self._get_alerter()
