@@ -52,6 +52,14 @@ class Kind(enum.StrEnum):
     THREAT_INTEL = "threat_intel"
 
 
+class CommandStatus(enum.StrEnum):
+    """The result of a command an agent carried out, e.g. a containment step (contract §5)."""
+
+    DONE = "done"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
 class Severity(enum.StrEnum):
     LOW = "low"
     MEDIUM = "medium"

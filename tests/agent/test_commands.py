@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from hemostat.agent.commands import HANDLERS, Executor, Result, Status
+from hemostat.agent.commands import HANDLERS, Executor, Result
+from hemostat.schema import CommandStatus as Status
 
 from .conftest import Collector
 

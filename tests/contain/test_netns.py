@@ -13,9 +13,10 @@ import pytest
 
 from hemostat.audit import AuditLog, Step
 from hemostat.contain import apply as apply_mod
-from hemostat.contain.apply import Containment, Status, tcp_probe
+from hemostat.contain.apply import Containment, tcp_probe
 from hemostat.contain.plan import plan_destination, plan_host, plan_site
 from hemostat.contain.site import Site
+from hemostat.schema import CommandStatus as Status
 from tests.contain.lab import Lab, missing, others, wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(missing() is not None, reason=str(missing()))]

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from hemostat.schema import CommandStatus as Status
 from hemostat.server import Refused
-from hemostat.server.commands import Queue, Status
+from hemostat.server.commands import Queue
 
 
 def test_a_command_is_handed_out_until_answered(home: Path) -> None:

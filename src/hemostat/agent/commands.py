@@ -10,7 +10,6 @@ whose result was lost in a crash is run again after the restart).
 
 from __future__ import annotations
 
-import enum
 import logging
 import socket
 import threading
@@ -24,18 +23,13 @@ import httpx
 
 from hemostat.agent.shipper import Backoff
 from hemostat.agent.spool import iso
+from hemostat.schema import CommandStatus as Status
 
 log = logging.getLogger("hemostat.agent.commands")
 
 COMMANDS = "/api/v1/commands"
 #: results remembered (posted or not) so that a command handed out again is not run again
 KEEP_RESULTS = 1000
-
-
-class Status(enum.StrEnum):
-    DONE = "done"
-    FAILED = "failed"
-    ROLLED_BACK = "rolled_back"
 
 
 @dataclass(frozen=True, slots=True)

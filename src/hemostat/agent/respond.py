@@ -30,13 +30,14 @@ from typing import Any
 
 import httpx
 
-from hemostat.agent.commands import Handler, Result, Status
+from hemostat.agent.commands import Handler, Result
 from hemostat.agent.shipper import connect
 from hemostat.audit import AuditLog
 from hemostat.contain.apply import Containment
 from hemostat.contain.plan import Kind, Plan
 from hemostat.contain.runner import Runner
 from hemostat.errors import HemostatError
+from hemostat.schema import CommandStatus as Status
 
 log = logging.getLogger("hemostat.agent.respond")
 
@@ -84,7 +85,7 @@ class Enforcer:
                                                str(args.get("reason") or ""))  # fmt: skip
         except HemostatError as exc:
             return Result(Status.FAILED, str(exc))
-        return Result(Status(str(outcome.status)), outcome.detail)
+        return Result(outcome.status, outcome.detail)
 
     def _apply(self, action: str, args: dict[str, Any]) -> Result:
         try:
@@ -102,7 +103,7 @@ class Enforcer:
             outcome = self.containment.apply(plan, self.selftest)
         except HemostatError as exc:
             return Result(Status.FAILED, str(exc))
-        return Result(Status(str(outcome.status)), outcome.detail)
+        return Result(outcome.status, outcome.detail)
 
     def selftest(self) -> bool:
         """Can this node still reach the collector? A new HTTPS connection (pinned CA) and a

@@ -22,7 +22,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 
 from hemostat.audit import AuditLog, Step
@@ -31,17 +30,10 @@ from hemostat.contain.plan import Plan
 from hemostat.contain.runner import Runner
 from hemostat.contain.state import State, StateFile
 from hemostat.errors import ContainmentError
+from hemostat.schema import CommandStatus as Status
 
 SelfTest = Callable[[], bool]
 Resolver = Callable[[str], tuple[str, ...]]
-
-
-class Status(StrEnum):
-    """The result of a step, as the agent reports a command's (contract §5)."""
-
-    DONE = "done"
-    FAILED = "failed"
-    ROLLED_BACK = "rolled_back"
 
 
 @dataclass(frozen=True, slots=True)

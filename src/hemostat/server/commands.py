@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from hemostat.errors import StoreError
+from hemostat.schema import CommandStatus as Status
 from hemostat.server import Refused
 
 FILE = Path("commands.jsonl")
@@ -33,12 +34,6 @@ class Action(enum.StrEnum):
     BLOCK = "block"
     UNBLOCK = "unblock"
     PING = "ping"
-
-
-class Status(enum.StrEnum):
-    DONE = "done"
-    FAILED = "failed"
-    ROLLED_BACK = "rolled_back"
 
 
 @dataclass(frozen=True, slots=True)

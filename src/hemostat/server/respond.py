@@ -37,11 +37,11 @@ from hemostat.contain.plan import Kind, Plan, parse_ttl, plan_destination, plan_
 from hemostat.contain.site import Site, ip_of, network
 from hemostat.errors import HemostatError
 from hemostat.inventory import Inventory
+from hemostat.schema import CommandStatus as Answer
 from hemostat.server import Refused
 from hemostat.server.auth import Role, Token, Tokens
 from hemostat.server.commands import Action as Verb
 from hemostat.server.commands import Command, Queue
-from hemostat.server.commands import Status as Answer
 from hemostat.store import Store
 
 log = logging.getLogger(__name__)
