@@ -19,7 +19,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from hemostat import durable
 from hemostat.errors import ContainmentError
 
 GENESIS = "0" * 64
@@ -125,13 +125,9 @@ class AuditLog:
                         "result": result, "prev_hash": prev}  # fmt: skip
                 entry = Entry(**body, hash=digest(body))
                 line = json.dumps(asdict(entry), sort_keys=True, ensure_ascii=False) + "\n"
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                try:
-                    os.write(fd, line.encode("utf-8"))
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                _write_atomic(self.head_path, json.dumps({"seq": entry.seq, "hash": entry.hash}))
+                durable.append(self.path, line.encode("utf-8"))
+                head = json.dumps({"seq": entry.seq, "hash": entry.hash})
+                durable.replace(self.head_path, head.encode(), 0o644)
         except OSError as exc:
             raise ContainmentError(f"{self.path}: cannot append to the audit log: {exc}") from exc
         return entry
@@ -238,7 +234,7 @@ class AuditLog:
         path = self.dir / "rules" / f"{sha}.nft"
         if not path.exists():
             path.parent.mkdir(mode=0o700, exist_ok=True)
-            _write_atomic(path, rules)
+            durable.replace(path, rules.encode(), 0o644)
         return sha
 
     @contextlib.contextmanager
@@ -249,12 +245,3 @@ class AuditLog:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

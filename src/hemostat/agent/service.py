@@ -14,11 +14,11 @@ read from a 0600 file, never written on the command line.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
 
+from hemostat import durable
 from hemostat.errors import ConfigError
 
 UNIT_NAME = "hemostat-agent.service"
@@ -116,15 +116,7 @@ def install(argv: list[str], unit_dir: Path, state: Path = STATE_DIR) -> Path:
 
 
 def _write(path: Path, text: str, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    durable.replace(path, text.encode(), mode)
 
 
 def _quote(arg: str) -> str:

@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from hemostat import durable
 from hemostat.errors import ConfigError
 
 SUFFIX = ".json.gz"
@@ -115,12 +116,12 @@ class Spool:
             )
             self._make_room(len(data))
             tmp = self.batches / f".{name}{SUFFIX}.tmp"
-            _write_synced(tmp, data)
+            durable.write_synced(tmp, data)
             self._seq, self._cursor = seq, cursor
             self._write_state()
             final = self.batches / f"{name}{SUFFIX}"
             os.replace(tmp, final)
-            _fsync_dir(self.batches)
+            durable.sync_dir(self.batches)
             entry = Entry(seq, name, final, len(data), final.stat().st_mtime)
             self._entries.append(entry)
             self._bytes += entry.size
@@ -131,7 +132,7 @@ class Spool:
         with self._lock:
             self._forget(entry)
             entry.path.unlink(missing_ok=True)
-            _fsync_dir(self.batches)
+            durable.sync_dir(self.batches)
 
     def reject(self, entry: Entry, status: int, detail: str) -> Path:
         """Set a batch the collector refused aside in ``rejected/`` with why; returns where."""
@@ -144,9 +145,9 @@ class Spool:
                 return target  # dropped meanwhile
             note = {"batch": entry.batch, "status": status, "detail": detail[:4000],
                     "at": iso(datetime.now(UTC).timestamp())}  # fmt: skip
-            _write_synced(self.rejected / f"{entry.batch}.error.json", orjson.dumps(note))
-            _fsync_dir(self.rejected)
-            _fsync_dir(self.batches)
+            durable.write_synced(self.rejected / f"{entry.batch}.error.json", orjson.dumps(note))
+            durable.sync_dir(self.rejected)
+            durable.sync_dir(self.batches)
             self._trim_rejected()
             return target
 
@@ -204,10 +205,7 @@ class Spool:
 
     def _write_state(self) -> None:
         state = {"seq": self._seq, "dropped": self._dropped, "cursor": self._cursor}
-        tmp = self.root / ".state.json.tmp"
-        _write_synced(tmp, orjson.dumps(state))
-        os.replace(tmp, self.root / "state.json")
-        _fsync_dir(self.root)
+        durable.replace(self.root / "state.json", orjson.dumps(state))
 
     def _recover(self, committed: int) -> tuple[deque[Entry], int]:
         """Entries on disk (oldest first) and the last sequence number used; a half-written
@@ -218,7 +216,7 @@ class Spool:
                 os.replace(path, self.batches / m["name"])
             elif path.name.endswith(".tmp"):
                 path.unlink()
-        _fsync_dir(self.batches)
+        durable.sync_dir(self.batches)
         entries = sorted(_entries(self.batches), key=lambda e: e.seq)
         used = [e.seq for e in (*entries, *_entries(self.rejected))]
         return deque(entries), max([committed, *used])
@@ -242,22 +240,3 @@ def _entries(folder: Path) -> list[Entry]:
             name = path.name.removesuffix(SUFFIX)
             found.append(Entry(int(m["seq"]), name, path, st.st_size, st.st_mtime))
     return found
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

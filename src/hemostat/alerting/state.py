@@ -15,12 +15,12 @@ The file is replaced atomically (temporary file, fsync, rename).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from hemostat import durable
 from hemostat.alerting.alert import iso
 from hemostat.alerting.policy import Snapshot
 from hemostat.errors import StoreError
@@ -97,13 +97,7 @@ class Ledger:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"version": VERSION, "incidents": self.incidents}, indent=1)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        durable.replace(self.path, text.encode(), 0o644)
         self.dirty = False
 
 
@@ -112,11 +106,3 @@ _ADVICE = "move the file away to start afresh (open incidents are then alerted a
 
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hemostat import durable
 from hemostat.contain.plan import Plan
 from hemostat.errors import ContainmentError
 
@@ -59,14 +59,9 @@ class StateFile:
     def save(self, state: State) -> None:
         data = {"version": VERSION, "plans": [p.as_dict() for p in state.plans],
                 "resolved": {k: list(v) for k, v in sorted(state.resolved.items())}}  # fmt: skip
-        tmp = self.path.with_name(".state.json.tmp")
         try:
             self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with tmp.open("w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=1, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
+            durable.replace(self.path, json.dumps(data, indent=1, sort_keys=True).encode(), 0o644)
         except OSError as exc:
             raise ContainmentError(f"{self.path}: cannot save containment state: {exc}") from exc
 

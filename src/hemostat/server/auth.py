@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import threading
@@ -21,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from hemostat import durable
 from hemostat.errors import ConfigError
 
 FILE = Path("secrets") / "tokens.json"
@@ -171,22 +171,10 @@ class Tokens:
 
 def write_private(path: Path, data: bytes) -> None:
     """Replace ``path`` atomically with ``data``, readable by its owner only (0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        durable.replace(path, data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ConfigError(f"{path}: cannot write: {exc.strerror}") from exc
 
 

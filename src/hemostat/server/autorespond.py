@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hemostat import durable
 from hemostat.config import Settings
 from hemostat.contain.plan import Kind, parse_ttl, plan_host
 from hemostat.contain.site import Site, within
@@ -155,9 +155,4 @@ class AutoResponse:
 
     def _save(self) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self.path.with_name(".auto.json.tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(sorted(self.handled), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        durable.replace(self.path, json.dumps(sorted(self.handled)).encode(), 0o644)

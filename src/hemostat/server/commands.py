@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import os
 import secrets
 import threading
 from dataclasses import asdict, dataclass, replace
@@ -20,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from hemostat import durable
 from hemostat.errors import StoreError
 from hemostat.schema import CommandStatus as Status
 from hemostat.server import Refused
@@ -134,12 +134,7 @@ class Queue:
 
     def _append(self, entry: dict[str, Any]) -> None:
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                os.write(fd, orjson.dumps(entry) + b"\n")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            durable.append(self.path, orjson.dumps(entry) + b"\n")
         except OSError as exc:
             raise Refused(503, f"cannot record the command in {self.path}: {exc.strerror}",
                           headers={"Retry-After": "5"}) from exc  # fmt: skip

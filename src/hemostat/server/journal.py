@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 
+from hemostat import durable
 from hemostat.errors import StoreError
 
 DIR = Path("journal")
@@ -54,20 +55,7 @@ class Journal:
             "batch": meta.batch, "agent": meta.agent, "name": meta.name, "ip": meta.ip,
             "received": meta.received.isoformat(), "encoding": meta.encoding,
         })  # fmt: skip
-        final = self.path(meta.batch)
-        tmp = final.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(head + b"\n")
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        self._sync_dir()
+        durable.replace(self.path(meta.batch), head + b"\n" + body)
 
     def read(self, batch: str) -> tuple[Meta, bytes]:
         data = self.path(batch).read_bytes()
@@ -93,12 +81,5 @@ class Journal:
         self.failed.mkdir(exist_ok=True)
         target = self.failed / self.path(batch).name
         os.replace(self.path(batch), target)
-        self._sync_dir()
+        durable.sync_dir(self.dir)
         return target
-
-    def _sync_dir(self) -> None:
-        fd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
