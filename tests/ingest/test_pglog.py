@@ -6,11 +6,7 @@ trailing rows field with ``pgaudit.log_rows``), and a real PostgreSQL 15 server'
 
 from __future__ import annotations
 
-import os
-import pwd
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +19,7 @@ from hemostat.ingest.pglog import Pglog, reads
 from hemostat.ingest.reader import sample
 from hemostat.schema import Action, Sample
 from hemostat.store import Store
+from tests.postgres import cluster
 
 DATA = Path(__file__).parents[1] / "data"
 
@@ -235,38 +232,9 @@ def test_sniff_refuses_look_alikes(head: str) -> None:
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[tuple[str, Path]]:
     """A throwaway cluster logging every statement to ``log`` (stderr format)."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
-    if not found:
-        pytest.skip("PostgreSQL server binaries are not installed")
-    bindir = found[0].parent
-    as_user: list[str] = []
-    root = Path(tempfile.mkdtemp(prefix="hs-pglog-"))
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            shutil.rmtree(root)
-            pytest.skip("running as root and there is no `postgres` user")
-        shutil.chown(root, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, log = root / "data", root / "log"
-
-    def run(*argv: str) -> None:
-        subprocess.run([*as_user, *argv], check=True, capture_output=True, timeout=120)
-
-    try:
-        run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-            "--locale=C", "--no-sync")  # fmt: skip
-        options = (f"-c listen_addresses='' -c unix_socket_directories='{root}' -F "
-                   "-c log_statement=all -c log_line_prefix='%m [%p] %q%u@%d ' "
-                   "-c log_timezone=UTC")  # fmt: skip
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
-            "-o", options, "start")  # fmt: skip
-        yield f"postgresql://postgres@/postgres?host={root}", log
-    finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                        "stop"], capture_output=True, timeout=60)  # fmt: skip
-        shutil.rmtree(root, ignore_errors=True)
+    with cluster("hs-pglog-", "-c log_statement=all -c log_line_prefix='%m [%p] %q%u@%d ' "
+                 "-c log_timezone=UTC") as server:  # fmt: skip
+        yield server
 
 
 @pytest.mark.slow

@@ -3,11 +3,6 @@ only, loaded with the patient export; the index built from the query equals the 
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,55 +15,18 @@ import hemostat.cli.leak  # noqa: F401  (registers `leak` on the app)
 from hemostat.cli.base import app
 from hemostat.leak import LeakError, build_index, load_index, match
 from hemostat.schema import Category
+from tests.postgres import cluster
 
 from .conftest import SECRET, Dumps, Site
 
 pytestmark = pytest.mark.slow
 
 
-def _bindir() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
-    which = shutil.which("initdb")
-    initdb = found[0] if found else Path(which) if which else None
-    return initdb.parent if initdb and (initdb.parent / "pg_ctl").exists() else None
-
-
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
     """``postgresql://postgres@/postgres?host=DIR``: a fresh cluster, stopped and removed after."""
-    bindir = _bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    as_user: list[str] = []
-    root = Path(tempfile.mkdtemp(prefix="hemostat-pg-"))  # short: a socket path has 107 bytes
-    if os.geteuid() == 0:  # the server refuses to run as root
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            shutil.rmtree(root)
-            pytest.skip("running as root and there is no `postgres` user to run the server")
-        shutil.chown(root, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, pg_ctl = root / "data", str(bindir / "pg_ctl")
-
-    def run(*argv: str) -> None:
-        subprocess.run([*as_user, *argv], check=True, capture_output=True, timeout=120)
-
-    try:
-        run(
-            str(bindir / "initdb"),
-            *f"-D {data} -U postgres -A trust -E UTF8 --locale=C --no-sync".split(),
-        )
-        options = f"-c listen_addresses='' -c unix_socket_directories='{root}' -F"
-        run(pg_ctl, *f"-D {data} -l {root / 'log'} -w -t 60 start".split(), "-o", options)
-        yield f"postgresql://postgres@/postgres?host={root}"
-    finally:
-        subprocess.run(
-            [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-            timeout=60,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+    with cluster("hemostat-pg-") as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")
