@@ -28,6 +28,7 @@ from typing import Any
 
 from hemostat import durable
 from hemostat.errors import ContainmentError
+from hemostat.schema import utc_text
 
 GENESIS = "0" * 64
 LOG_NAME = "actions.jsonl"
@@ -118,7 +119,7 @@ class AuditLog:
             with self._locked():
                 seq, prev = self._head()
                 sha = self._keep_rules(rules) if rules is not None else None
-                ts = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                ts = utc_text(now or datetime.now(UTC))
                 body: dict[str, Any] = {"seq": seq + 1, "ts": ts,
                         "actor": actor, "action": action, "kind": kind, "target": target,
                         "reason": reason, "step": str(step), "rules_sha256": sha,

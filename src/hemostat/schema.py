@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+
+def utc_text(moment: datetime) -> str:
+    """How hemostat writes a moment in JSON and on the wire (contract §3):
+    ``2026-11-23T10:00:00.123456Z``, ISO 8601 in UTC with microseconds."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Table(enum.StrEnum):

@@ -24,10 +24,10 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from hemostat.agent.kernel import CLOSED, LISTEN, Owner, ProcMap, Sock, SockDiag
+from hemostat.agent.spool import iso
 from hemostat.errors import HemostatError
 
 CAP_SYS_PTRACE = 19
@@ -53,10 +53,6 @@ class _Conn:
     listener: Sock | None
     owner: Owner | None = None
     missing: int = 0
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _is_flow(s: Sock) -> bool:
@@ -126,7 +122,7 @@ class SocketCollector:
             self._open(opened, closed, _listeners(live, destroyed), moved)
         self._attribute(moved)
         self._procs.keep({s.inode for s in live})
-        start, end, self._last = _iso(self._last), _iso(now), now
+        start, end, self._last = iso(self._last), iso(now), now
         return [self._row(c, s, gone, start, end) for c, s, gone in moved]
 
     def _open(

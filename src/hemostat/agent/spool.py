@@ -38,6 +38,7 @@ import orjson
 
 from hemostat import durable
 from hemostat.errors import ConfigError
+from hemostat.schema import utc_text
 
 SUFFIX = ".json.gz"
 _NAME = re.compile(r"(?P<agent>[0-9A-Za-z_.]+)-(?P<seq>\d{12})\.json\.gz")
@@ -75,7 +76,7 @@ class SpoolStats:
 
 def iso(epoch: float) -> str:
     """``2026-11-23T10:00:00.123456Z``: the wire format of a timestamp."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_text(datetime.fromtimestamp(epoch, UTC))
 
 
 def batch_id(agent: str, seq: int) -> str:

@@ -86,8 +86,3 @@ RANK = {severity: i for i, severity in enumerate(Severity)}
 def epoch_ms(ts: datetime) -> int:
     """Milliseconds since 1970 (CEF ``rt``, OCSF ``timestamp_t``)."""
     return round(ts.astimezone(UTC).timestamp() * 1000)
-
-
-def iso(ts: datetime) -> str:
-    """ISO 8601 UTC with microseconds and ``Z``, as everywhere in hemostat."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

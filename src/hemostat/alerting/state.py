@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from hemostat import durable
-from hemostat.alerting.alert import iso
 from hemostat.alerting.policy import Snapshot
 from hemostat.errors import StoreError
-from hemostat.schema import Incident, Severity
+from hemostat.schema import Incident, Severity, utc_text
 
 VERSION = 1
 #: incidents no longer passed to ``notify`` are forgotten this long after their last alert
@@ -75,11 +74,11 @@ class Ledger:
 
     def record(self, incident: Incident, sink: str, sent: datetime) -> None:
         """``sink`` received ``incident`` as it is now."""
-        entry = self.incidents.setdefault(incident.id, {"first": iso(sent), "sinks": {}})
+        entry = self.incidents.setdefault(incident.id, {"first": utc_text(sent), "sinks": {}})
         entry["sinks"][sink] = {
             "severity": str(incident.severity), "hosts": list(incident.hosts),
             "destinations": list(incident.destinations), "detectors": list(incident.detectors),
-            "bytes_out": incident.bytes_out, "sent": iso(sent),
+            "bytes_out": incident.bytes_out, "sent": utc_text(sent),
         }  # fmt: skip
         self.dirty = True
 

@@ -22,9 +22,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from hemostat.alerting import cef
-from hemostat.alerting.alert import Alert, DeliveryError, iso
+from hemostat.alerting.alert import Alert, DeliveryError
 from hemostat.errors import ConfigError
-from hemostat.schema import Severity
+from hemostat.schema import Severity, utc_text
 
 FACILITIES = {
     "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7,
@@ -87,7 +87,7 @@ class SyslogSink:
             "score": f"{inc.score:g}", "activity": str(alert.kind),
         }  # fmt: skip
         sd = " ".join(f'{k}="{_sd_escape(v)}"' for k, v in params.items())
-        head = f"<{pri}>1 {iso(alert.at)} {_token(self.hostname, 255)} hemostat {os.getpid()}"
+        head = f"<{pri}>1 {utc_text(alert.at)} {_token(self.hostname, 255)} hemostat {os.getpid()}"
         return f"{head} incident [{SD_ID} {sd}] {cef.record(alert)}".encode()
 
     def send(self, alerts: Sequence[Alert]) -> None:

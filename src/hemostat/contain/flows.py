@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hemostat.contain.plan import Kind, Plan
+from hemostat.schema import utc_text
 from hemostat.store import Store
 
 
@@ -38,7 +39,7 @@ class Impact:
 
     def as_dict(self) -> dict[str, Any]:
         def iso(t: datetime | None) -> str | None:
-            return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if t else None
+            return utc_text(t) if t else None
 
         return {"since": iso(self.since), "until": iso(self.until),
                 "connections": self.connections, "bytes_out": self.bytes_out,

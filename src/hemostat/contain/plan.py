@@ -28,6 +28,7 @@ from hemostat.contain.site import (
     within,
 )
 from hemostat.errors import ContainmentError
+from hemostat.schema import utc_text
 
 DNS_PORT = 53
 _NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$")
@@ -91,8 +92,8 @@ class Plan:
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "kind": str(self.kind), "target": self.target,
-                "site": self.site.as_dict(), "created": _iso(self.created),
-                "expires": _iso(self.expires) if self.expires else None, "reason": self.reason,
+                "site": self.site.as_dict(), "created": utc_text(self.created),
+                "expires": utc_text(self.expires) if self.expires else None, "reason": self.reason,
                 "actor": self.actor, "blocked": list(self.blocked), "name": self.name,
                 "name_ttl": self.name_ttl, "warnings": list(self.warnings)}  # fmt: skip
 
@@ -211,10 +212,6 @@ def _action_id(text: str) -> str:
     if not re.fullmatch(r"act-[0-9a-z]{4,32}", text):
         raise ContainmentError(f"bad action id {text!r}: expected act- and 4-32 letters or digits")
     return text
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _when(text: str) -> datetime:

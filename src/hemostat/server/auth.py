@@ -22,6 +22,7 @@ import orjson
 
 from hemostat import durable
 from hemostat.errors import ConfigError
+from hemostat.schema import utc_text
 
 FILE = Path("secrets") / "tokens.json"
 _TEXT = re.compile(r"hst_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
@@ -73,10 +74,6 @@ def token_id(text: str) -> str | None:
     """The id part of a token's text, or None when the text is not shaped like a token."""
     match = _TEXT.fullmatch(text)
     return match.group(1) if match else None
-
-
-def _iso(now: datetime) -> str:
-    return now.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class Tokens:
@@ -147,7 +144,7 @@ class Tokens:
             while ident in self._by_id:
                 ident = secrets.token_hex(6)
             text = f"hst_{ident}_{secrets.token_urlsafe(32)}"
-            token = Token(ident, name, Role(role), digest(text), _iso(now or datetime.now(UTC)),
+            token = Token(ident, name, Role(role), digest(text), utc_text(now or datetime.now(UTC)),
                           ip=ip)  # fmt: skip
             self._write([*self._by_id.values(), token])
             return token, text
@@ -159,7 +156,7 @@ class Tokens:
             if token is None:
                 raise ConfigError(f"no token {ident!r}; see hemostat token list")
             if token.active:
-                token = replace(token, revoked=_iso(now or datetime.now(UTC)))
+                token = replace(token, revoked=utc_text(now or datetime.now(UTC)))
                 self._write([token if t.id == ident else t for t in self._by_id.values()])
             return token
 

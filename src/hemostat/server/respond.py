@@ -38,6 +38,7 @@ from hemostat.contain.site import Site, ip_of, network
 from hemostat.errors import HemostatError
 from hemostat.inventory import Inventory
 from hemostat.schema import CommandStatus as Answer
+from hemostat.schema import utc_text
 from hemostat.server import Refused
 from hemostat.server.auth import Role, Token, Tokens
 from hemostat.server.commands import Action as Verb
@@ -367,7 +368,7 @@ def _literal(target: str) -> bool:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value else None
+    return utc_text(value) if value else None
 
 
 def _when(text: str) -> datetime:
