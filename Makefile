@@ -6,9 +6,12 @@ STAMP       := $(VENV)/.installed
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the readers and the network tests use (checked, installed only when missing)
 APT_PACKAGES := nfdump tshark softflowd nftables iproute2 procps poppler-utils postgresql \
-                libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+                libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 chromium fonts-dejavu-core
+# the dashboard's chart library, vendored (no CDN); `make vendor` fetches it again and checks it
+CHARTJS     := 4.6.1
+CHARTJS_SHA := 87364cc2b2a76a6684929e7d6b80b18a897794db38400caff1fcf1791c6925d2
 
-.PHONY: install system-packages demo test lint bench clean
+.PHONY: install system-packages demo test lint bench clean vendor
 
 install: $(STAMP) system-packages
 
@@ -39,6 +42,13 @@ test: lint
 
 bench: install
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+vendor:
+	@tmp=$$(mktemp -d) && cd $$tmp && npm pack -q chart.js@$(CHARTJS) >/dev/null && tar xzf chart.js-$(CHARTJS).tgz && \
+	echo "$(CHARTJS_SHA)  package/dist/chart.umd.min.js" | sha256sum -c --quiet && \
+	cp package/dist/chart.umd.min.js $(CURDIR)/src/hemostat/server/dashboard/static/vendor/ && \
+	cp package/LICENSE.md $(CURDIR)/src/hemostat/server/dashboard/static/vendor/chart.js.LICENSE.md && \
+	rm -rf $$tmp && echo "Chart.js $(CHARTJS) vendored"
 
 clean:
 	rm -rf $(VENV) hemostat-home demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -182,6 +182,14 @@ SETTINGS = (
             "Time to live of automatic isolations (e.g. '4h'); empty: until released."),
     Setting("respond", "auto_recent_minutes", 60,
             "Only incidents whose activity ended less than this long ago are acted on."),
+    # dashboard (issue 9): the SOC pages hemostat serve shows; docs/dashboard.md
+    Setting("dashboard", "session_idle_minutes", 30,
+            "A dashboard session unused this long ends (the analyst logs in again)."),
+    Setting("dashboard", "session_hours", 12,
+            "A dashboard session ends this long after its login, used or not."),
+    Setting("dashboard", "language", "",
+            "Language of the pages (fr or en) before a user picks one; empty: French for a "
+            "French site (inventory timezone), else English."),
 )  # fmt: skip
 
 

@@ -186,6 +186,19 @@ class Store:
     def close(self) -> None:
         self.con.close()
 
+    @contextmanager
+    def reading(self) -> Iterator[Store]:
+        """This store through a cursor of its own, for reads from another thread while this
+        connection writes (the collector's dashboard); closing it closes only the cursor."""
+        view = object.__new__(Store)
+        view.home, view.path, view.read_only = self.home, self.path, True
+        view.con = self.con.cursor()
+        try:
+            view.con.execute("SET TimeZone = 'UTC'")
+            yield view
+        finally:
+            view.con.close()
+
     def __enter__(self) -> Store:
         return self
 

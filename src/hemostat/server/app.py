@@ -24,6 +24,7 @@ from hemostat.errors import HemostatError
 from hemostat.server import Refused
 from hemostat.server.auth import Role, Token, allows, token_id
 from hemostat.server.collector import Collector
+from hemostat.server.dashboard import mount
 from hemostat.server.respond import GATEWAY_HEADER, ContainRequest, ReleaseRequest
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(HemostatError, _failed)
     _routes(app)
+    mount(app, collector, settings)
     return app
 
 
