@@ -4,9 +4,11 @@ VENV        ?= .venv
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the readers and the network tests use (checked, installed only when missing)
+# Debian packages the readers, the network tests and Spark (Java 17) use (checked, installed
+# only when missing)
 APT_PACKAGES := nfdump tshark softflowd nftables iproute2 procps poppler-utils postgresql \
-                libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 chromium fonts-dejavu-core
+                libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 chromium fonts-dejavu-core \
+                openjdk-17-jre-headless
 # the dashboard's chart library, vendored (no CDN); `make vendor` fetches it again and checks it
 CHARTJS     := 4.6.1
 CHARTJS_SHA := 87364cc2b2a76a6684929e7d6b80b18a897794db38400caff1fcf1791c6925d2
@@ -18,7 +20,7 @@ install: $(STAMP) system-packages
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "installing hemostat and its dependencies into $(VENV)"
-	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,spark]' 2>&1 | grep -v '^WARNING: Location' || true
 	@$(PY) -c 'import hemostat, duckdb, pyarrow' || (echo "installation failed" && exit 1)
 	@touch $@
 

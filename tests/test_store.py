@@ -48,6 +48,22 @@ def test_prune_deletes_only_old_rows(store: Store) -> None:
     assert store.time_range(Table.FLOWS)[0] == T0 + timedelta(hours=24)
 
 
+def test_prune_also_ages_out_the_rollups_pages_read(store: Store) -> None:
+    cutoff = T0 + timedelta(hours=24)
+    for hour in (T0, cutoff):
+        store.con.execute("INSERT INTO egress_hours (hour, src_ip, bytes_out) VALUES (?, "
+                          "'10.0.0.1', 5)", [hour])  # fmt: skip
+        store.con.execute("INSERT INTO egress_minutes (minute, src_ip, bytes_out) VALUES (?, "
+                          "'10.0.0.1', 5)", [hour])  # fmt: skip
+        store.con.execute("INSERT INTO pairs (hour, src_ip, bytes_out) VALUES (?, '10.0.0.1', 5)",
+                          [hour])  # fmt: skip
+    store.prune(timedelta(days=1), now=T0 + timedelta(hours=48))
+    for table, column in (("egress_hours", "hour"), ("egress_minutes", "minute"),
+                          ("pairs", "hour")):  # fmt: skip
+        left = store.con.execute(f"SELECT min({column}), count(*) FROM {table}").fetchall()
+        assert left == [(cutoff, 1)], table
+
+
 def test_lake_round_trip_is_partitioned_and_idempotent(tmp_path: Path, store: Store) -> None:
     store.append(Table.FLOWS, _flows(3))  # 23:30, 00:30, 01:30: two dates
     lake = tmp_path / "lake"

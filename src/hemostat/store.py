@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,27 @@ CREATE TABLE IF NOT EXISTS ingests (
 CREATE TABLE IF NOT EXISTS pairs (
     hour TIMESTAMPTZ, src_ip VARCHAR, dst_ip VARCHAR, dst_port INTEGER, service VARCHAR,
     bytes_out BIGINT, bytes_in BIGINT, flows BIGINT, first TIMESTAMPTZ, last TIMESTAMPTZ
+);
+-- egress per hour and (internal source, external destination, port), per minute and source,
+-- per hour and source or destination, and the periods rolled up (scope/egress_rollup.py;
+-- the dashboard reads these, not flows)
+CREATE TABLE IF NOT EXISTS egress_hours (
+    hour TIMESTAMPTZ, src_ip VARCHAR, dst_ip VARCHAR, dst_port INTEGER, bytes_out BIGINT,
+    bytes_in BIGINT, flows BIGINT, first TIMESTAMPTZ, last TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS egress_minutes (
+    minute TIMESTAMPTZ, src_ip VARCHAR, bytes_out BIGINT, flows BIGINT
+);
+CREATE TABLE IF NOT EXISTS egress_sources (
+    hour TIMESTAMPTZ, src_ip VARCHAR, bytes_out BIGINT, bytes_in BIGINT, flows BIGINT,
+    destinations BIGINT, first TIMESTAMPTZ, last TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS egress_targets (
+    hour TIMESTAMPTZ, dst_ip VARCHAR, bytes_out BIGINT, bytes_in BIGINT, flows BIGINT,
+    hosts BIGINT, first TIMESTAMPTZ, last TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS egress_rolls (
+    since TIMESTAMPTZ, until TIMESTAMPTZ, rolled_at TIMESTAMPTZ, seconds DOUBLE
 );
 CREATE TABLE IF NOT EXISTS findings (
     id VARCHAR PRIMARY KEY, detector VARCHAR, ts TIMESTAMPTZ, end_ts TIMESTAMPTZ,
@@ -382,27 +403,40 @@ class Store:
                 before = self._count(table)
                 con.execute(f"DELETE FROM {table} WHERE ts < ?", [cutoff])
                 deleted[table] = before - self._count(table)
-            con.execute("DELETE FROM pairs WHERE hour < ?", [cutoff])
+            for rollup, column in (("pairs", "hour"), ("egress_hours", "hour"),
+                                   ("egress_minutes", "minute"), ("egress_sources", "hour"),
+                                   ("egress_targets", "hour")):  # fmt: skip
+                con.execute(f"DELETE FROM {rollup} WHERE {column} < ?", [cutoff])
         return deleted
 
-    def export(self, lake: Path, site: str = "default") -> dict[Table, int]:
-        """Write every table to ``lake/<table>/site=<site>/date=YYYY-MM-DD/*.parquet``."""
+    def export(
+        self, lake: Path | str, site: str = "default", since: datetime | None = None
+    ) -> dict[Table, int]:
+        """Write every table (or the UTC days from ``since`` on) to the Parquet lake ``lake``,
+        a directory or ``s3://bucket/prefix`` (see :mod:`hemostat.lake`): per table, site
+        and day, zstd files sorted by time and host; a day exported again replaces its
+        partition. Returns the rows written per table."""
+        from hemostat import lake as lakes
+
+        where = lakes.location(lake)
+        lakes.site_dir(site)  # a usable name
+        first = None if since is None else datetime.combine(since.astimezone(UTC).date(), time())
         written: dict[Table, int] = {}
         for table in Table:
-            n = self._count(table)
-            written[table] = n
+            cond = "" if first is None else "WHERE ts >= $first"
+            params = {} if first is None else {"first": first.replace(tzinfo=UTC)}
+            row = self._row(f"SELECT count(*) FROM {table} {cond.replace('$first', '?')}",
+                            list(params.values()))  # fmt: skip
+            written[table] = n = int(row[0]) if row else 0
             if n == 0:
                 continue
-            target = lake / str(table)
-            target.mkdir(parents=True, exist_ok=True)
-            self.con.execute(
-                f"""COPY (SELECT * EXCLUDE (ingest_id), ?::VARCHAR AS site,
-                          strftime(ts AT TIME ZONE 'UTC', '%Y-%m-%d') AS date FROM {table})
-                    TO '{_sql_path(target)}'
-                    (FORMAT parquet, PARTITION_BY (site, date), OVERWRITE_OR_IGNORE,
-                     FILENAME_PATTERN 'part_{{uuid}}')""",
-                [site],
+            rows = self.con.sql(
+                f"""SELECT * EXCLUDE (ingest_id), $site::VARCHAR AS site,
+                           strftime(ts AT TIME ZONE 'UTC', '%Y-%m-%d') AS date
+                    FROM {table} {cond} ORDER BY {", ".join(lakes.SORT[table])}""",
+                params={"site": site, **params},
             )
+            lakes.write(rows.to_arrow_reader(lakes.ROW_GROUP), where, table)
         return written
 
     def import_lake(self, lake: Path) -> dict[Table, int]:
@@ -431,10 +465,6 @@ def _may_hold_snapshots(data: Any, have: set[str]) -> bool:
     if isinstance(data, pa.Table):
         return bool(pc.any(data.column("open")).as_py())
     return True
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 def default_home() -> Path:

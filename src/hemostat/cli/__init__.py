@@ -21,6 +21,8 @@ from rich.table import Table as RichTable
 
 from hemostat import inventory as inventory_mod
 from hemostat.cli.base import State, app, console, err, inventory_app, store_app
+from hemostat.cli.lake import EngineOption, LakeOption, MasterOption, SiteOption, backend, site_of
+from hemostat.engine import Engine
 from hemostat.errors import HemostatError
 from hemostat.store import Store
 
@@ -31,7 +33,11 @@ from hemostat.store import Store
 def demo(
     hosts: Annotated[int, typer.Option(min=50, help="Size of the demo site.")] = 300,
     out: Annotated[Path, typer.Option(help="Where the demo logs are written.")] = Path("demo-out"),
-    serve: Annotated[bool, typer.Option(help="Then serve the dashboard (not built yet).")] = False,
+    serve: Annotated[bool, typer.Option(
+        help="Then serve the dashboard on --bind (plain HTTP, loopback only) with a "
+             "responder token printed for the login page; Ctrl-C stops it.")] = False,
+    bind: Annotated[str, typer.Option(help="Loopback address and port for --serve.")] = (
+        "127.0.0.1:8080"),
 ) -> None:
     """The main job on data it makes itself: write logs, ingest them, and (as they land)
     detect, scope and report. Says plainly which stages are not built yet."""
@@ -66,11 +72,26 @@ def demo(
         if result.bundle:
             console.print(f"evidence bundle: {result.bundle.path} "
                           f"(manifest SHA-256 {result.bundle.manifest_sha256})")  # fmt: skip
-    console.print("[yellow]not built yet[/] (no result is shown for these, none is faked):")
-    for stage_name in result.not_built:
-        console.print(f"  • {stage_name}")
+    if result.not_built:
+        console.print("[yellow]not built yet[/] (no result is shown for these, none is faked):")
+        for stage_name in result.not_built:
+            console.print(f"  • {stage_name}")
     if serve:
-        raise HemostatError("the dashboard (--serve) is not built yet")
+        _serve_demo(State.home, bind)
+
+
+def _serve_demo(home: Path, bind: str) -> None:
+    """The collector and its dashboard on the demo's store, on loopback, with a token."""
+    from hemostat.server.auth import Role, Tokens
+    from hemostat.server.run import serve
+
+    _, text = Tokens(home).create("demo-responder", Role.RESPONDER)
+
+    def ready(where: str) -> None:
+        console.print(f"dashboard: [bold]{where}/[/] — log in with this responder token "
+                      f"(shown once): {text}", soft_wrap=True, markup=True)  # fmt: skip
+
+    serve(home, bind, insecure_http=True, announce=ready)
 
 
 @app.command()
@@ -276,9 +297,14 @@ def detect(
         list[str] | None, typer.Option(help="Run only this detector (repeatable).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+    engine: EngineOption = Engine.DUCKDB,
+    lake: LakeOption = None,
+    site_name: SiteOption = None,
+    master: MasterOption = "local[*]",
 ) -> None:
     """Run the detectors over new data (incremental: call it every minute), save findings and
-    regroup incidents. Exit status 1 if a detector failed (the others still ran)."""
+    regroup incidents; with --engine spark, over the site's part of the Parquet lake. Exit
+    status 1 if a detector failed (the others still ran)."""
     from hemostat import config
     from hemostat.detect import DETECTORS
     from hemostat.detect.runner import examine, pending
@@ -288,8 +314,8 @@ def detect(
     if unknown:
         raise HemostatError(f"unknown detector {unknown[0]}; known: {', '.join(DETECTORS)}")
     chosen = [settings.detector(DETECTORS[d]) for d in detector] if detector else None
-    with Store(State.home) as store:
-        window = pending(store, _when(since), _when(until))
+    with Store(State.home) as store, backend(store, engine, lake, site_name, master) as telemetry:
+        window = pending(store, _when(since), _when(until), telemetry)
         if window is None:
             console.print("nothing new to examine")
             return
@@ -298,7 +324,7 @@ def detect(
             task = progress.add_task("detect", total=len(names))
             done = examine(
                 store, _inventory(), settings, window, chosen,
-                lambda name: progress.update(task, advance=1, description=name),
+                lambda name: progress.update(task, advance=1, description=name), telemetry,
             )  # fmt: skip
     if as_json:
         console.print_json(json.dumps({
@@ -538,7 +564,7 @@ def store_export(
     site: Annotated[str | None, typer.Option(help="Site name for the site= partition.")] = None,
 ) -> None:
     """Write flows, dns and access to LAKE/<table>/site=…/date=YYYY-MM-DD/*.parquet."""
-    site = site or _site_name()
+    site = site_of(site)
     with Store(State.home) as store:
         written = store.export(lake, site)
     for table, n in written.items():
@@ -567,11 +593,6 @@ def store_prune(older_than: Annotated[str, typer.Option(help="Age, e.g. 90d.")] 
         console.print(f"{table}: {n:,} rows deleted")
 
 
-def _site_name() -> str:
-    path = State.home / "inventory.yaml"
-    return inventory_mod.load(path).site if path.exists() else "default"
-
-
 # ---- entry point --------------------------------------------------------------------------
 
 
@@ -594,6 +615,7 @@ def main() -> None:
 
 # command modules register themselves on ``app`` when imported
 from hemostat.cli import contain as _contain_commands  # noqa: E402, F401
+from hemostat.cli import lake as _lake_commands  # noqa: E402, F401
 from hemostat.cli import leak as _leak_commands  # noqa: E402, F401
 from hemostat.cli import scope as _scope_commands  # noqa: E402, F401
 from hemostat.cli import serve as _serve_commands  # noqa: E402, F401

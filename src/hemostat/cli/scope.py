@@ -11,6 +11,8 @@ import typer
 from rich.table import Table as RichTable
 
 from hemostat.cli.base import State, app, console, err
+from hemostat.cli.lake import EngineOption, LakeOption, MasterOption, SiteOption, backend
+from hemostat.engine import Engine
 from hemostat.errors import ConfigError
 
 
@@ -25,9 +27,14 @@ def scope(
     lang: Annotated[
         str | None, typer.Option(help="Report language: fr or en (default: fr for a French site).")
     ] = None,
+    engine: EngineOption = Engine.DUCKDB,
+    lake: LakeOption = None,
+    site_name: SiteOption = None,
+    master: MasterOption = "local[*]",
 ) -> None:
     """Scope an incident: the bytes that left, the hosts and data stores behind them, and per
-    category the records and people concerned as low/high bounds with the evidence."""
+    category the records and people concerned as low/high bounds with the evidence; with
+    --engine spark, from the site's part of the Parquet lake."""
     from hemostat import config
     from hemostat.cli import _inventory
     from hemostat.report import language
@@ -36,11 +43,15 @@ def scope(
 
     if lang is not None and lang not in ("fr", "en"):
         raise ConfigError(f"--lang {lang!r}: choose fr or en")
+    if report and engine is not Engine.DUCKDB:
+        raise ConfigError("--report needs --engine duckdb: the evidence bundle is cut from the "
+                          "store's own flows and access events, which the lake's are not; "
+                          "use --json on Spark")  # fmt: skip
     site = _inventory()
     settings = config.load(State.home)
-    with Store(State.home) as store:
+    with Store(State.home) as store, backend(store, engine, lake, site_name, master) as telemetry:
         with console.status("scoping", spinner="dots") if not as_json else nullcontext():
-            result = run_scope(store, site, incident_id, settings)
+            result = run_scope(store, site, incident_id, settings, backend=telemetry)
         written = (
             _report(store, result, report, lang or language(site.timezone)) if report else None
         )

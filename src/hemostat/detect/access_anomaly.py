@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import ibis
 import ibis.expr.types as ir
 
-from hemostat.detect.context import Context, size
+from hemostat.detect.context import Context, size, stamp
 from hemostat.schema import Kind
 
 #: what a dump looks like in the process name of an export
@@ -230,8 +230,8 @@ class AccessAnomaly:
         c = c.mutate(burst=c.opens.sum().over(upto))
         # a burst is judged on its first burst_max_minutes (a reader busy all day is not a
         # whole-share read), and on the distinct files it read (not on re-reads)
-        began = c.ts.min().over(group_by=[*keys, "burst"])
-        c = c.filter(c.ts <= began + ibis.interval(seconds=int(self.burst_max_minutes * 60)))
+        c = c.mutate(began=c.ts.min().over(group_by=[*keys, "burst"]))  # no window in a filter
+        c = c.filter(c.ts <= c.began + ibis.interval(seconds=int(self.burst_max_minutes * 60)))
         f = c.group_by(*keys, "burst", "object").aggregate(
             rows=c.rows.max(), bytes=c.bytes.max(), events=c.count(), ts=c.ts.min(),
             end_ts=c.ts.max(), off=c.off.all(), server=c.host.max(), store=c.store.max(),
@@ -277,7 +277,7 @@ class AccessAnomaly:
             bytes_out=t.bytes.fill_null(0).cast("int64"),
             hosts=ibis.array([t.client, t.server]),
             key=reason + "|" + t.user.fill_null("") + "|" + t.part.fill_null("")
-            + "|" + t.ts.truncate("h").cast("string"),
+            + "|" + stamp(t.ts.truncate("h")),
             reason=reason, user=t.user, server=t.server, part=t.part, store=t.store,
             rows=t.rows.cast("int64"), bytes=t.bytes.cast("int64"),
             events=t.events.cast("int64"), files=t.files.cast("int64"),

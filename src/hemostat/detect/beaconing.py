@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import ibis
 import ibis.expr.types as ir
 
-from hemostat.detect.context import Context, Window, match_any, size
+from hemostat.detect.context import Context, Window, match_any, size, tiebreak
 from hemostat.schema import Kind
 
 PAIR = ("host", "destination", "dst_port")
@@ -87,8 +87,12 @@ class Beaconing:
 
     def run(self, ctx: Context) -> ir.Table:
         span = self.span(ctx.window)
-        pairs = self._candidates(ctx, self._egress_pairs(ctx, _flows(ctx, span)))
-        rows = self._candidate_flows(_flows(ctx, span, full=True), pairs)
+        # The candidates (tens of pairs) and their flows (a few percent of the day's) are
+        # computed once and kept: every figure below reads them several times, and as one
+        # statement DuckDB 2.0 ran it into a state where every thread waits and none works
+        # (seen on a day of 8,000 hosts, any thread count or memory limit).
+        pairs = ctx.keep(self._candidates(ctx, self._egress_pairs(ctx, _flows(ctx, span))))
+        rows = ctx.keep(self._candidate_flows(_flows(ctx, span, full=True), pairs))
         totals = rows.group_by(PAIR).aggregate(
             end_ts=rows.end_ts.max(), bytes_out=rows.bytes_out.sum()
         )
@@ -146,9 +150,9 @@ class Beaconing:
         rows = rows.mutate(slice=first)
         rows = rows.filter(rows.conn_id.isnull() | (rows.slice == 0))
         order = ibis.window(group_by=list(PAIR), order_by=[rows.ts, rows.conn_id])
-        gap = rows.ts.delta(rows.ts.lag().over(order), unit="millisecond")
+        gap = rows.ts.delta(rows.ts.lag().over(order), unit="microsecond")  # exact everywhere
         return rows.mutate(
-            gap=gap.cast("float64") / 1000.0,
+            gap=gap.cast("float64") / 1e6,
             rank=ibis.row_number().over(order),
             hour=rows.ts.truncate("h"),
         )
@@ -174,7 +178,8 @@ class Beaconing:
         )
         per_size = conns.group_by([*PAIR, "bytes_out"]).aggregate(same=conns.count())
         mode = per_size.group_by(PAIR).aggregate(
-            size_mode=per_size.bytes_out.argmax(per_size.same), mode_count=per_size.same.max()
+            size_mode=per_size.bytes_out.argmax(tiebreak(per_size.same, per_size.bytes_out)),
+            mode_count=per_size.same.max(),
         )
         per_hour = conns.group_by([*PAIR, "hour"]).aggregate(c=conns.count())
         hours = per_hour.group_by(PAIR).aggregate(

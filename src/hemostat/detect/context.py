@@ -10,6 +10,7 @@ an engine-specific ``inet`` type.
 from __future__ import annotations
 
 import ipaddress
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -90,6 +91,19 @@ def _match_v6(ip: ir.StringValue, network: Network) -> ir.BooleanValue:
     return four_digits & ibis.or_(*(lowered.startswith(s) for s in starts))
 
 
+def tiebreak(key: ir.Value, value: ir.Value) -> ir.Value:
+    """A key for ``value.argmax(...)`` that gives ties to the largest ``value`` (a known one
+    first), so that every engine, and every run of a parallel one, picks the same row; rows
+    whose ``key`` is null are skipped, as with ``key`` itself."""
+    ranked = ibis.struct({"key": key, "known": value.notnull(), "value": value})
+    return ibis.ifelse(key.notnull(), ranked, ibis.null(ranked.type()))
+
+
+def stamp(ts: ir.TimestampValue) -> ir.StringValue:
+    """``ts`` as text, the same on every engine (a cast to string is not): for finding keys."""
+    return ts.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def match_any(ip: ir.StringValue, networks: list[str] | tuple[str, ...]) -> ir.BooleanValue:
     tests = [match_network(ip, ipaddress.ip_network(n, strict=False)) for n in networks]
     return ibis.or_(*tests) if tests else ibis.literal(False)
@@ -104,7 +118,39 @@ class Context:
     access: ir.Table
     window: Window
     inventory: Inventory
+    #: whether ``keep`` materialises (the runner, on a real backend) or passes through
+    #: (an expression compiled to SQL only, e.g. for another engine's dialect)
+    materialise: bool = False
     _local_cache: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
+    _kept: list[tuple[Any, Any]] = field(default_factory=list, repr=False, compare=False)
+
+    # ---- intermediate results -------------------------------------------------------------
+
+    def keep(self, table: ir.Table) -> ir.Table:
+        """``table`` computed once and kept (a temporary table in DuckDB, a cached DataFrame
+        in Spark) when the context materialises; else ``table`` itself. For a small result
+        that a detector reads several times: one plan fewer for the engine to get wrong."""
+        if not self.materialise:
+            return table
+        backend = table._find_backend()
+        if backend.name != "duckdb":
+            kept = table.cache()
+            self._kept.append((backend, kept))
+            return kept
+        name = f"hemostat_keep_{uuid.uuid4().hex[:12]}"
+        sql = ibis.to_sql(table, dialect="duckdb")
+        backend.con.execute(f'CREATE TEMP TABLE "{name}" AS {sql}')
+        self._kept.append((backend, name))
+        return backend.table(name)
+
+    def release(self) -> None:
+        """Drop what ``keep`` computed (the runner, once the detector's rows are read)."""
+        while self._kept:
+            backend, kept = self._kept.pop()
+            if isinstance(kept, str):
+                backend.con.execute(f'DROP TABLE IF EXISTS "{kept}"')
+            else:
+                kept.release()
 
     # ---- time ------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import ibis
 import ibis.expr.types as ir
 
-from hemostat.detect.context import Context, size
+from hemostat.detect.context import Context, size, tiebreak
 from hemostat.schema import Kind
 
 #: the /24 of an IPv4 address, or the first three groups of an IPv6 address (as text)
@@ -214,7 +214,7 @@ class EgressVolume:
         per_dst = inside.group_by(host=inside.src_ip, destination=inside.dst_ip).aggregate(
             dst_bytes=inside.bytes_out.fill_null(0).sum(),
             dst_flows=inside.count(),
-            dst_port=inside.dst_port.argmax(inside.bytes_out),
+            dst_port=inside.dst_port.argmax(tiebreak(inside.bytes_out, inside.dst_port)),
             prefix=inside.dst_ip.re_extract(PREFIX, 1).max(),
             first=inside.ts.min(),
             last=ibis.coalesce(inside.end_ts, inside.ts).max(),

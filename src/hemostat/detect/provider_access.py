@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import ibis
 import ibis.expr.types as ir
 
-from hemostat.detect.context import Context, match_any
+from hemostat.detect.context import Context, match_any, stamp
 from hemostat.inventory import Inventory, Provider
 from hemostat.schema import Kind
 
@@ -345,7 +345,7 @@ class ProviderAccess:
             reached=s.reached, outside_hosts=s.outside, undeclared_account=odd_account,
             lateral=s.lateral, new_hosts=s.new_hosts.cast("int64"),
             sent=s.sent.cast("int64"), received=s.received.cast("int64"),
-            usual_session=s.usual, ports=s.ports, key=s.ts.cast("string"),
+            usual_session=s.usual, ports=s.ports, key=stamp(s.ts),
         )  # fmt: skip
         return out.filter(out.score >= self.min_score)
 
@@ -402,7 +402,7 @@ class ProviderAccess:
             new_hosts=ibis.literal(0, type="int64"), sent=ibis.literal(0, type="int64"),
             received=ibis.literal(0, type="int64"),
             usual_session=ibis.null("float64"), ports=ibis.literal([], type="array<int32>"),
-            key=t.login_ts.cast("string"),
+            key=stamp(t.login_ts),
         )  # fmt: skip
         return out.filter(out.score >= self.min_score)
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import ibis
 import ibis.expr.types as ir
 
-from hemostat.detect.context import Context, match_any, size
+from hemostat.detect.context import Context, match_any, size, tiebreak
 from hemostat.schema import Kind
 
 _DAY = 86_400.0
@@ -159,7 +159,7 @@ class RareDestination:
     def _groups(self, rare: ir.Table, past: ir.Table) -> ir.Table:
         """One row per (host, destination group), the address carrying most bytes named."""
         r = rare
-        top = r.bytes_out
+        top = tiebreak(r.bytes_out, r.dst)  # the same address named in every column
         groups = r.group_by(["host", "group"]).aggregate(
             destination=r.dst.argmax(top), name=r.name.argmax(top), domain=r.domain.argmax(top),
             domain_hosts=r.domain_hosts.max(), known_by=r.known_by.max(),
@@ -281,7 +281,9 @@ def _names(ctx: Context, span: timedelta, rare: ir.Table) -> ir.Table:
     targets = rare.select(ans=rare.dst).distinct()
     answers = answers.join(targets, "ans", how="semi")
     named = answers.group_by(["ans", "query"]).aggregate(clients=answers.src_ip.nunique())
-    best = named.group_by("ans").aggregate(name=named.query.argmax(named.clients))
+    best = named.group_by("ans").aggregate(
+        name=named.query.argmax(tiebreak(named.clients, named.query))
+    )
     best = best.mutate(domain=_registered(best.name))
     wanted = best.select("domain").distinct()
     queries = dns.select(query=dns.query.lower()).distinct()
@@ -311,7 +313,7 @@ def _with_flows(scored: ir.Table, flows: ir.Table) -> ir.Table:
     flows = flows.join(one.select(dst_ip=one.wanted.unnest()), "dst_ip", how="semi")
     flows = flows.join(members, ["src_ip", "dst_ip"])
     per = flows.group_by(host=flows.src_ip, group=flows.group).aggregate(
-        dst_port=flows.dst_port.argmax(flows.bytes_out),
+        dst_port=flows.dst_port.argmax(tiebreak(flows.bytes_out, flows.dst_port)),
         ports=flows.dst_port.collect(distinct=True),
         conn_ids=flows.conn_id.collect(distinct=True),
     )
@@ -330,7 +332,7 @@ def _expected_range(ctx: Context, dst: ir.StringValue, host: ir.StringValue) -> 
 
 
 def _days(later: ir.TimestampValue, then: ir.TimestampValue) -> ir.FloatingValue:
-    seconds = later.epoch_seconds() - then.epoch_seconds()
+    seconds = later.delta(then, unit="microsecond") / 1e6  # exact on every engine
     return (seconds / _DAY).cast("float64")
 
 

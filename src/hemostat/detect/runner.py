@@ -65,7 +65,7 @@ def detect(
     """Every enabled detector (or just ``detectors``) over ``window``; one failing detector
     is reported in the run and does not stop the others."""
     flows, dns, access = tables(backend)
-    ctx = Context(flows, dns, access, window, inventory)
+    ctx = Context(flows, dns, access, window, inventory, materialise=True)
     findings: list[Finding] = []
     runs: list[DetectorRun] = []
     if detectors is None:
@@ -85,6 +85,8 @@ def detect(
         else:
             findings += found
             runs.append(DetectorRun(name, time.perf_counter() - started, len(found)))
+        finally:
+            ctx.release()
         if progress:
             progress(name)
     return Run(window, findings, runs)
@@ -229,10 +231,13 @@ class Pass:
     seconds: float
 
 
-def pending(store: Store, since: datetime | None, until: datetime | None) -> Window | None:
+def pending(
+    store: Store, since: datetime | None, until: datetime | None, backend: Any = None
+) -> Window | None:
     """The window a pass should examine: from where the last pass stopped (or the oldest
-    row) to just after the newest row; ``None`` when there is nothing new."""
-    ranges = [store.time_range(t) for t in Table] if until is None or since is None else []
+    row) to just after the newest row; ``None`` when there is nothing new. The rows are the
+    store's, or those of ``backend`` (the lake, for the Spark engine)."""
+    ranges = [_range(store, backend, t) for t in Table] if until is None or since is None else []
     if until is None:
         latest = max((end for _, end in ranges if end is not None), default=None)
         until = None if latest is None else latest + timedelta(microseconds=1)
@@ -246,6 +251,14 @@ def pending(store: Store, since: datetime | None, until: datetime | None) -> Win
     return Window(_utc(since), _utc(until))
 
 
+def _range(store: Store, backend: Any, table: Table) -> tuple[Any, Any]:
+    if backend is None:
+        return store.time_range(table)
+    t = backend.table(str(table))
+    row = backend.to_pyarrow(t.aggregate(lo=t.ts.min(), hi=t.ts.max())).to_pylist()[0]
+    return row["lo"], row["hi"]
+
+
 def examine(
     store: Store,
     inventory: Inventory,
@@ -253,20 +266,25 @@ def examine(
     window: Window,
     detectors: Sequence[Detector] | None = None,
     progress: Callable[[str], None] | None = None,
+    backend: Any = None,
 ) -> Pass:
-    """Run the detectors over ``window`` on the store, save findings, regroup incidents and
-    record the pass (so the next one starts where this one stopped)."""
+    """Run the detectors over ``window`` on the store (or on ``backend``'s telemetry: the
+    lake, for the Spark engine), save findings, regroup incidents and record the pass (so
+    the next one starts where this one stopped)."""
     from hemostat.incidents import rebuild
+    from hemostat.scope import egress_rollup
     from hemostat.scope.pairs import roll
 
     started = time.perf_counter()
     window = Window(window.start, window.end, timedelta(days=settings.history_days))
     store.con.execute(f"SET memory_limit = '{settings.memory_limit}'")
-    backend = ibis.duckdb.from_connection(store.con)
+    if backend is None:
+        backend = ibis.duckdb.from_connection(store.con)
     run = detect(backend, inventory, window, settings, detectors, progress)
     new = save(store, run.findings)
     result = rebuild(store, settings)
-    roll(store, inventory.internal, window.start, window.end)
+    roll(store, inventory.internal, window.start, window.end, backend)
+    egress_rollup.roll(store, inventory.internal, window.start, window.end, backend)
     seconds = time.perf_counter() - started
     store.con.execute(
         "INSERT INTO detections (started_at, since, until, seconds, findings, new_findings, "

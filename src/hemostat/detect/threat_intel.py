@@ -25,7 +25,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from hemostat.detect.context import NOT_ROUTED, Context, match_network, size
+from hemostat.detect.context import NOT_ROUTED, Context, match_network, size, tiebreak
 from hemostat.intel import Indicator, load
 from hemostat.schema import Kind
 
@@ -273,7 +273,8 @@ def _flow_totals(rows: ir.Table, keys: list[str]) -> ir.Table:
     return rows.group_by(keys).aggregate(
         ts=rows.ts.min(), end_ts=rows.end_ts.max(), bytes_out=rows.sent.sum(),
         bytes_in=rows.received.sum(), flows=rows.count(), direction=rows.direction.max(),
-        dst_port=rows.dst_port.argmax(rows.sent), ports=rows.dst_port.collect(distinct=True),
+        dst_port=rows.dst_port.argmax(tiebreak(rows.sent, rows.dst_port)),
+        ports=rows.dst_port.collect(distinct=True),
         conn_ids=rows.conn_id.collect(distinct=True),
         addresses=rows.remote.collect(distinct=True),
     )  # fmt: skip

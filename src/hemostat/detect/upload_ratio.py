@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import ibis
 import ibis.expr.types as ir
 
-from hemostat.detect.context import Context, size
+from hemostat.detect.context import Context, size, tiebreak
 from hemostat.schema import Kind
 
 #: the /24 of an IPv4 address, or the first three groups of an IPv6 address (as text)
@@ -95,8 +95,8 @@ class UploadRatio:
             flows=flows.count(where=cur),
             first=flows.ts.min(where=cur),
             last=ibis.coalesce(flows.end_ts, flows.ts).max(where=cur),
-            port=flows.dst_port.argmax(out, where=cur),
-            largest=flows.conn_id.argmax(out, where=cur),
+            port=flows.dst_port.argmax(tiebreak(out, flows.dst_port), where=cur),
+            largest=flows.conn_id.argmax(tiebreak(out, flows.conn_id), where=cur),
         )
 
     def _baselines(self, ctx: Context, pairs: ir.Table) -> ir.Table:

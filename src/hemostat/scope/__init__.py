@@ -45,12 +45,15 @@ def scope(
     incident_id: str,
     settings: Settings,
     progress: Callable[[str], None] | None = None,
+    backend: Any = None,
 ) -> Scope:
+    """Scope one incident over the store's telemetry, or ``backend``'s (the lake, for the
+    Spark engine); the ``pairs`` rollup is always the store's."""
     say = progress or (lambda _: None)
     incident, detected = _incident(store, incident_id)
     found = [f for f in load(store) if f.id in set(incident.findings)]
     s = _settings(settings)
-    backend = ibis.duckdb.from_connection(store.con)
+    backend = ibis.duckdb.from_connection(store.con) if backend is None else backend
     return _scope(backend, store, inventory, incident, found, s, detected, say)
 
 
@@ -74,26 +77,28 @@ def _scope(
     margin = timedelta(hours=1)
 
     rolled = pairs.covered(store, lo - margin, incident.end)
+    stored = ibis.duckdb.from_connection(store.con)  # the pairs rollup is the store's
 
     def scan(who: list[str]) -> list[dict[str, Any]]:
         if rolled:
-            given = pairs.gifts(backend.table("pairs"), who, lo, incident.end, 2 * margin)
+            given = pairs.gifts(stored.table("pairs"), who, lo, incident.end, 2 * margin)
         else:
             touched = flows.touching(flow_table, who, lo, incident.end, margin)
             given = flows.gifts(touched, inventory.internal)
             given = given.filter(given.taker.isin(who))
-        rows: list[dict[str, Any]] = backend.to_pyarrow(given).to_pylist()
+        rows: list[dict[str, Any]] = (stored if rolled else backend).to_pyarrow(given).to_pylist()
         return rows
 
     def totals(who: list[str]) -> dict[str, int]:
         if rolled:
-            given = pairs.given(backend.table("pairs"), who, lo, incident.end, 2 * margin)
+            given = pairs.given(stored.table("pairs"), who, lo, incident.end, 2 * margin)
         else:
             touched = flows.touching(flow_table, who, lo, incident.end, margin)
             edges = flows.gifts(touched, inventory.internal)
             edges = edges.filter(edges.giver.isin(who))
             given = edges.group_by("giver").aggregate(bytes=edges.bytes.sum())
-        return {r["giver"]: int(r["bytes"]) for r in backend.to_pyarrow(given).to_pylist()}
+        rows = (stored if rolled else backend).to_pyarrow(given).to_pylist()
+        return {r["giver"]: int(r["bytes"]) for r in rows}
 
     say("egress: what the incident's hosts sent outside")
     # egress is what left in the window (and the tail of its open connections), not the lead

@@ -16,10 +16,14 @@ from hemostat.detect.context import match_any
 from hemostat.store import Store
 
 
-def roll(store: Store, internal: list[str], since: datetime, until: datetime) -> None:
-    """Add the internal pairs of the flows in ``[since, until)`` to ``pairs``."""
-    backend = ibis.duckdb.from_connection(store.con)
-    f = backend.table("flows")
+def roll(
+    store: Store, internal: list[str], since: datetime, until: datetime, backend: Any = None
+) -> None:
+    """Add the internal pairs of the flows in ``[since, until)`` to ``pairs``: the store's
+    flows, or ``backend``'s (the lake, for the Spark engine: the rollup is computed there
+    and only its rows come back to the store)."""
+    stored = backend is None or getattr(backend, "con", None) is store.con
+    f = (ibis.duckdb.from_connection(store.con) if stored else backend).table("flows")
     f = f.filter(
         (f.ts >= since) & (f.ts < until) & (f.src_ip != f.dst_ip)
         & match_any(f.src_ip, internal) & match_any(f.dst_ip, internal)
@@ -31,8 +35,15 @@ def roll(store: Store, internal: list[str], since: datetime, until: datetime) ->
         flows=f.count(), first=f.ts.min(), last=f.end_ts.max(),
     )  # fmt: skip
     columns = "hour, src_ip, dst_ip, dst_port, service, bytes_out, bytes_in, flows, first, last"
-    sql = ibis.to_sql(rolled.select(*columns.split(", ")), dialect="duckdb")
-    store.con.execute(f"INSERT INTO pairs ({columns}) {sql}")
+    rolled = rolled.select(*columns.split(", "))
+    if stored:
+        store.con.execute(f"INSERT INTO pairs ({columns}) {ibis.to_sql(rolled, dialect='duckdb')}")
+        return
+    store.con.register("_hemostat_pairs", backend.to_pyarrow(rolled))
+    try:
+        store.con.execute(f"INSERT INTO pairs ({columns}) SELECT {columns} FROM _hemostat_pairs")
+    finally:
+        store.con.unregister("_hemostat_pairs")
 
 
 def covered(store: Store, lo: datetime, hi: datetime) -> bool:
