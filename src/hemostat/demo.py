@@ -22,7 +22,7 @@ from hemostat.scope import Scope, scope
 from hemostat.store import Counts, Store
 
 #: stages of the main job that later work will fill in, in pipeline order
-NOT_BUILT = ("the SOC dashboard",)
+NOT_BUILT: tuple[str, ...] = ()  # every stage of the main job is built
 
 _ZEEK_HEADER = (
     "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\t{path}\n"

@@ -78,3 +78,14 @@ def test_containment_is_the_first_successful_apply(contained: Scope) -> None:
     failed = tuple({**a, "result": "failed"} if a["id"] == "A-2" else a for a in contained.actions)
     assert containment(failed) is None  # a plan or a self-test is not a containment
     assert containment(()) is None
+
+
+def test_containment_reads_the_results_the_audit_log_writes(contained: Scope) -> None:
+    """Applies are audited as ``done: ...`` / ``rolled_back: ...`` (contain/apply.py)."""
+    audited = tuple({**a, "result": "done: nft table inet hemostat in force"}
+                    if a["id"] == "A-2" else a for a in contained.actions)  # fmt: skip
+    first = containment(audited)
+    assert first is not None and first["id"] == "A-2"
+    rolled = tuple({**a, "result": "rolled_back: self-test failed"} if a["id"] == "A-2" else a
+                   for a in contained.actions)  # fmt: skip
+    assert containment(rolled) is None

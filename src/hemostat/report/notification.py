@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hemostat.errors import ConfigError
-from hemostat.schema import Category, Kind
+from hemostat.schema import Category, CommandStatus, Kind
 from hemostat.scope.model import CategoryScope, Scope, Status
 
 DEADLINE = timedelta(hours=72)
@@ -147,15 +147,18 @@ def action_time(action: dict[str, Any]) -> datetime | None:
 
 
 def containment(actions: tuple[dict[str, Any], ...]) -> dict[str, Any] | None:
-    """The containment moment: the first action applied with success (step apply, result ok)."""
-    applied = [
-        a
-        for a in actions
-        if str(a.get("step")) == "apply" and str(a.get("result")) == "ok" and action_time(a)
-    ]
+    """The containment moment: the first action applied with success (step apply, result
+    ``done: ...`` as the audit log writes it, or ``ok``)."""
+    applied = [a for a in actions if str(a.get("step")) == "apply" and _succeeded(a)
+               and action_time(a)]  # fmt: skip
     return min(
         applied, key=lambda a: action_time(a) or datetime.max.replace(tzinfo=UTC), default=None
     )
+
+
+def _succeeded(action: dict[str, Any]) -> bool:
+    result = str(action.get("result"))
+    return result == "ok" or result.split(":", 1)[0].strip() == str(CommandStatus.DONE)
 
 
 def sorted_actions(actions: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:

@@ -133,3 +133,15 @@ def page(
     response = HTMLResponse(html, status_code=status)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def fragment(request: Request, viewer: Viewer, template: str, **context: Any) -> HTMLResponse:
+    """A part of a page (``templates/fragments/``), fetched again by the page's script."""
+    words = lang(request)
+    html = environment().get_template(template).render(
+        request=request, viewer=viewer, lang=words, t=words.t,
+        site=collector(request).inventory(), path=request.url.path, **context,
+    )  # fmt: skip
+    response = HTMLResponse(html)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -148,3 +148,43 @@
   });
   window.hemostat = {size: size, count: count, when: when, chart: chart};
 })();
+
+/* ---- containment page (issue 9) ------------------------------------------------------------
+ *   <div data-live="/fragments/x" data-every="5">  like data-refresh, but the content is not
+ *   replaced while a text field inside has the focus or holds text (a release reason being
+ *   typed survives the refresh); data-loaded counts the refreshes.
+ */
+(function () {
+  "use strict";
+  function busy(el) {
+    var fields = el.querySelectorAll("input[type=text], input[type=search], textarea");
+    return Array.prototype.some.call(fields, function (f) {
+      return f === document.activeElement || f.value.trim() !== "";
+    });
+  }
+  function live(el) {
+    var every = Math.max(Number(el.dataset.every || 10), 1) * 1000;
+    var stamp = document.getElementById("refreshed");
+    function load() {
+      if (busy(el)) { setTimeout(load, every); return; }
+      fetch(el.dataset.live, {credentials: "same-origin", headers: {"Accept": "text/html"}})
+        .then(function (r) {
+          if (r.status === 401) { window.location.reload(); throw new Error("session"); }
+          if (!r.ok) { throw new Error("HTTP " + r.status); }
+          return r.text();
+        })
+        .then(function (html) {
+          if (busy(el)) { return; }
+          el.innerHTML = html;
+          el.dataset.loaded = String(Number(el.dataset.loaded || 0) + 1);
+          if (stamp && window.hemostat) { stamp.textContent = window.hemostat.when(Date.now(), 0); }
+        })
+        .catch(function (err) {
+          if (stamp && err.message !== "session") { stamp.textContent = "\u26a0 " + err.message; }
+        })
+        .finally(function () { setTimeout(load, every); });
+    }
+    setTimeout(load, every);
+  }
+  document.querySelectorAll("[data-live]").forEach(live);
+})();
