@@ -47,7 +47,7 @@ def main() -> None:
     sim, home = prepare(hosts, work)
     site = inventory.load(sim / "inventory.yaml")
     with Store(home) as store:
-        # the pairs rollup adds to what it holds: a second pass over the day would double it
+        # start from what a fresh store holds (the rollups of earlier passes gone)
         store.con.execute("DELETE FROM findings; DELETE FROM incidents; DELETE FROM detections; "
                           "DELETE FROM pairs")  # fmt: skip
         flows = store.con.execute("SELECT count(*) FROM flows").fetchall()[0][0]

@@ -1,7 +1,7 @@
 """The ``pairs`` rollup: internal traffic per hour and (source, destination, port), written
-by each detection pass for its window, so that scoping follows lineage through a table a
-hundred times smaller than ``flows``. A period no detection pass covered is read from
-``flows`` directly (slower, same answer).
+by each detection pass for the whole hours its window touches (recomputed, never added to),
+so that scoping follows lineage through a table a hundred times smaller than ``flows``. A
+period no detection pass covered is read from ``flows`` directly (slower, same answer).
 """
 
 from __future__ import annotations
@@ -13,19 +13,22 @@ import ibis
 import ibis.expr.types as ir
 
 from hemostat.detect.context import match_any
+from hemostat.scope.egress_rollup import ceil_hour, floor_hour
 from hemostat.store import Store
 
 
 def roll(
     store: Store, internal: list[str], since: datetime, until: datetime, backend: Any = None
 ) -> None:
-    """Add the internal pairs of the flows in ``[since, until)`` to ``pairs``: the store's
-    flows, or ``backend``'s (the lake, for the Spark engine: the rollup is computed there
-    and only its rows come back to the store)."""
+    """Recompute the internal pairs of the hours ``[since, until)`` touches: every bucket
+    from the hour ``since`` falls in to the hour after ``until`` is replaced, from the store's
+    flows or ``backend``'s (the lake, for the Spark engine: the rollup is computed there and
+    only its rows come back), so a period detected again is never counted twice."""
+    lo, hi = floor_hour(since), ceil_hour(until)
     stored = backend is None or getattr(backend, "con", None) is store.con
     f = (ibis.duckdb.from_connection(store.con) if stored else backend).table("flows")
     f = f.filter(
-        (f.ts >= since) & (f.ts < until) & (f.src_ip != f.dst_ip)
+        (f.ts >= lo) & (f.ts < hi) & (f.src_ip != f.dst_ip)
         & match_any(f.src_ip, internal) & match_any(f.dst_ip, internal)
     )  # fmt: skip
     rolled = f.group_by(
@@ -37,11 +40,15 @@ def roll(
     columns = "hour, src_ip, dst_ip, dst_port, service, bytes_out, bytes_in, flows, first, last"
     rolled = rolled.select(*columns.split(", "))
     if stored:
-        store.con.execute(f"INSERT INTO pairs ({columns}) {ibis.to_sql(rolled, dialect='duckdb')}")
+        with store.transaction() as con:
+            con.execute("DELETE FROM pairs WHERE hour >= ? AND hour < ?", [lo, hi])
+            con.execute(f"INSERT INTO pairs ({columns}) {ibis.to_sql(rolled, dialect='duckdb')}")
         return
     store.con.register("_hemostat_pairs", backend.to_pyarrow(rolled))
     try:
-        store.con.execute(f"INSERT INTO pairs ({columns}) SELECT {columns} FROM _hemostat_pairs")
+        with store.transaction() as con:
+            con.execute("DELETE FROM pairs WHERE hour >= ? AND hour < ?", [lo, hi])
+            con.execute(f"INSERT INTO pairs ({columns}) SELECT {columns} FROM _hemostat_pairs")
     finally:
         store.con.unregister("_hemostat_pairs")
 
