@@ -76,12 +76,14 @@ def hospital(tmp_path_factory: pytest.TempPathFactory) -> Site:
 
 
 @pytest.fixture
-def site(hospital: Site, tmp_path: Path) -> Site:
-    """A copy of the hospital's home for one test (its actions stay its own)."""
+def site(hospital: Site, tmp_path: Path) -> Iterator[Site]:
+    """A copy of the hospital's home for one test (its actions stay its own), removed after
+    it: half a gigabyte each, kept for every test, would fill the disk of a small runner."""
     home = tmp_path / "home"
     shutil.copytree(hospital.home, home)
-    return Site(home, hospital.sim, hospital.analyst, hospital.responder, hospital.admin,
-                hospital.agent, hospital.top_incident)  # fmt: skip
+    yield Site(home, hospital.sim, hospital.analyst, hospital.responder, hospital.admin,
+               hospital.agent, hospital.top_incident)  # fmt: skip
+    shutil.rmtree(home, ignore_errors=True)
 
 
 QUIET = {"server": {"detect_interval": 0}}

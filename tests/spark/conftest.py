@@ -30,3 +30,17 @@ def spark_session() -> Iterator[Any]:
         pytest.skip(str(exc))
     yield session
     session.stop()
+
+
+#: py4j leaves its gateway sockets (loopback, to the JVM) for the garbage collector to close;
+#: the ResourceWarning that raises then lands in whichever Spark test runs at that moment
+PY4J_SOCKETS = pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = str(__file__).rsplit("/", 1)[0]
+    for item in items:
+        if str(item.path).startswith(here):
+            item.add_marker(PY4J_SOCKETS)
