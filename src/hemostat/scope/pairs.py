@@ -40,17 +40,17 @@ def roll(
     columns = "hour, src_ip, dst_ip, dst_port, service, bytes_out, bytes_in, flows, first, last"
     rolled = rolled.select(*columns.split(", "))
     if stored:
-        with store.transaction() as con:
-            con.execute("DELETE FROM pairs WHERE hour >= ? AND hour < ?", [lo, hi])
-            con.execute(f"INSERT INTO pairs ({columns}) {ibis.to_sql(rolled, dialect='duckdb')}")
-        return
-    store.con.register("_hemostat_pairs", backend.to_pyarrow(rolled))
+        source = ibis.to_sql(rolled, dialect="duckdb")
+    else:  # computed by the other engine; its rows are inserted from Arrow
+        store.con.register("_hemostat_pairs", backend.to_pyarrow(rolled))
+        source = f"SELECT {columns} FROM _hemostat_pairs"
     try:
         with store.transaction() as con:
             con.execute("DELETE FROM pairs WHERE hour >= ? AND hour < ?", [lo, hi])
-            con.execute(f"INSERT INTO pairs ({columns}) SELECT {columns} FROM _hemostat_pairs")
+            con.execute(f"INSERT INTO pairs ({columns}) {source}")
     finally:
-        store.con.unregister("_hemostat_pairs")
+        if not stored:
+            store.con.unregister("_hemostat_pairs")
 
 
 def covered(store: Store, lo: datetime, hi: datetime) -> bool:

@@ -52,39 +52,32 @@ class Asked:
 @router.post("/incidents/{ident}/contain/preview")
 async def preview(request: Request, viewer: ResponderDep, ident: str) -> Response:
     form = await posted(request, viewer)
-    return await run_in_threadpool(_preview, request, viewer, ident, form)
+    return await run_in_threadpool(_act, request, viewer, ident, form, False)
 
 
 @router.post("/incidents/{ident}/contain/apply")
 async def apply(request: Request, viewer: ResponderDep, ident: str) -> Response:
     form = await posted(request, viewer)
-    return await run_in_threadpool(_apply, request, viewer, ident, form)
+    return await run_in_threadpool(_act, request, viewer, ident, form, True)
 
 
-def _preview(request: Request, viewer: Viewer, ident: str, form: dict[str, str]) -> Response:
+def _act(
+    request: Request, viewer: Viewer, ident: str, form: dict[str, str], applying: bool
+) -> Response:
+    """The dry run (the preview page) or the action itself (then to /containment); a
+    refusal shows the preview page again with the collector's words, to retry."""
     listed = _find(request, ident)
     if listed is None:
         return page(request, viewer, "incident_missing.html.j2", status=404, ident=ident)
     asked = _asked(request, listed, form)
     try:
         _check(request, listed, asked)
-        dry = _contain(request, viewer, listed, asked, apply=False)
+        done = _contain(request, viewer, listed, asked, apply=applying)
     except Refused as exc:
         return _shown(request, viewer, listed, asked, None, exc)
-    return _shown(request, viewer, listed, asked, dry, None)
-
-
-def _apply(request: Request, viewer: Viewer, ident: str, form: dict[str, str]) -> Response:
-    listed = _find(request, ident)
-    if listed is None:
-        return page(request, viewer, "incident_missing.html.j2", status=404, ident=ident)
-    asked = _asked(request, listed, form)
-    try:
-        _check(request, listed, asked)
-        done = _contain(request, viewer, listed, asked, apply=True)
-    except Refused as exc:
-        return _shown(request, viewer, listed, asked, None, exc)  # the form again, to retry
-    return RedirectResponse(f"/containment?action={done['action']}", status_code=303)
+    if applying:
+        return RedirectResponse(f"/containment?action={done['action']}", status_code=303)
+    return _shown(request, viewer, listed, asked, done, None)
 
 
 def _find(request: Request, ident: str) -> Listed | None:

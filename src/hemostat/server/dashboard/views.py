@@ -120,28 +120,25 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-def page(
-    request: Request, viewer: Viewer | None, template: str, status: int = 200, **context: Any
-) -> HTMLResponse:
-    """The page ``template`` for ``viewer`` (None: the login page)."""
+def _render(request: Request, viewer: Viewer | None, template: str, status: int,
+            context: dict[str, Any]) -> HTMLResponse:  # fmt: skip
     words = lang(request)
-    site = collector(request).inventory()
     html = environment().get_template(template).render(
-        request=request, viewer=viewer, lang=words, t=words.t, site=site,
-        path=request.url.path, **context,
+        request=request, viewer=viewer, lang=words, t=words.t,
+        site=collector(request).inventory(), path=request.url.path, **context,
     )  # fmt: skip
     response = HTMLResponse(html, status_code=status)
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
+def page(
+    request: Request, viewer: Viewer | None, template: str, status: int = 200, **context: Any
+) -> HTMLResponse:
+    """The page ``template`` for ``viewer`` (None: the login page)."""
+    return _render(request, viewer, template, status, context)
+
+
 def fragment(request: Request, viewer: Viewer, template: str, **context: Any) -> HTMLResponse:
     """A part of a page (``templates/fragments/``), fetched again by the page's script."""
-    words = lang(request)
-    html = environment().get_template(template).render(
-        request=request, viewer=viewer, lang=words, t=words.t,
-        site=collector(request).inventory(), path=request.url.path, **context,
-    )  # fmt: skip
-    response = HTMLResponse(html)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _render(request, viewer, template, 200, context)
