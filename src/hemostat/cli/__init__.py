@@ -617,6 +617,7 @@ def main() -> None:
 from hemostat.cli import contain as _contain_commands  # noqa: E402, F401
 from hemostat.cli import lake as _lake_commands  # noqa: E402, F401
 from hemostat.cli import leak as _leak_commands  # noqa: E402, F401
+from hemostat.cli import rollup as _rollup_commands  # noqa: E402, F401
 from hemostat.cli import scope as _scope_commands  # noqa: E402, F401
 from hemostat.cli import serve as _serve_commands  # noqa: E402, F401
 

@@ -30,10 +30,10 @@ import ibis
 import ibis.expr.types as ir
 
 from hemostat.detect.context import NOT_ROUTED, match_any
+from hemostat.hours import ceil_hour, floor_hour
 from hemostat.schema import Table
 from hemostat.store import Store
 
-HOUR = timedelta(hours=1)
 _TICK = timedelta(microseconds=1)
 _HOURS = "hour, src_ip, dst_ip, dst_port, bytes_out, bytes_in, flows, first, last"
 _MINUTES = "minute, src_ip, bytes_out, flows"
@@ -46,15 +46,6 @@ _TABLES = (("egress_hours", "hour"), ("egress_minutes", "minute"), ("egress_sour
 def outside(ip: ir.StringValue, internal: list[str]) -> ir.BooleanValue:
     """``ip`` is an Internet address: not internal, not loopback/link-local/multicast."""
     return ~match_any(ip, internal) & ~match_any(ip, NOT_ROUTED) & (ip != "255.255.255.255")
-
-
-def floor_hour(ts: datetime) -> datetime:
-    return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def ceil_hour(ts: datetime) -> datetime:
-    floor = floor_hour(ts)
-    return floor if floor == ts else floor + HOUR
 
 
 def roll(
@@ -193,17 +184,29 @@ def _flows_between(store: Store, lo: datetime, hi: datetime) -> tuple[datetime, 
     return None if row[0] is None else (row[0], row[1])
 
 
-def fill(store: Store, internal: list[str]) -> float:
-    """Roll up every stretch of stored flows no pass rolled up (a store detected before the
-    rollups existed); returns the seconds it took (0 when nothing was missing)."""
+def missing(
+    store: Store, since: datetime | None = None, until: datetime | None = None
+) -> list[tuple[datetime, datetime]]:
+    """The stretches ``[start, end)`` of stored flows (those starting in ``[since, until)``
+    when given) that no pass rolled up, the flows after the latest pass included: each from
+    its first flow's start to just after its last."""
     first, last = store.time_range(Table.FLOWS)
     if first is None or last is None:
-        return 0.0
-    end = last + _TICK
-    found = coverage(store, first, end)
-    gaps = [(a, b + _TICK) for a, b in found.missing]
-    if found.until is None:
-        gaps = [(first, end)]
-    elif found.until < end:
-        gaps.append((found.until, end))
-    return sum(roll(store, internal, a, b) for a, b in gaps)
+        return []
+    lo = first if since is None else max(first, since)
+    hi = last + _TICK if until is None else min(last + _TICK, until)
+    if lo >= hi:
+        return []
+    found = coverage(store, lo, hi)
+    gaps = list(found.missing)
+    if found.until is not None and found.until < hi:  # after the latest pass
+        rest = _flows_between(store, max(lo, found.until), hi)
+        gaps += [rest] if rest is not None else []
+    return [(a, b + _TICK) for a, b in gaps]
+
+
+def fill(store: Store, internal: list[str]) -> float:
+    """Roll up every stretch of stored flows no pass rolled up (a store detected before the
+    rollups existed); returns the seconds it took (0 when nothing was missing). The ``pairs``
+    rollup too: ``scope.backfill``."""
+    return sum((roll(store, internal, a, b) for a, b in missing(store)), 0.0)

@@ -13,7 +13,7 @@ import ibis
 import ibis.expr.types as ir
 
 from hemostat.detect.context import match_any
-from hemostat.scope.egress_rollup import ceil_hour, floor_hour
+from hemostat.hours import ceil_hour, floor_hour
 from hemostat.store import Store
 
 

@@ -3,15 +3,19 @@ function, hence the same numbers), with the report's lineage diagram inline.
 
 Scoping reads flows, DNS and access events around the incident: a second or two on a big
 store. Its answer is kept in memory per incident version (the store, the incident's id and
-``updated_at``, and the last audit entry, since the answer lists the containment actions),
-and the page loads the section as a lazy fragment, so the page itself answers at once.
+``updated_at``, the last audit entry, since the answer lists the containment actions, and a
+hash of the inventory file the collector reloads when it changes, since the bounds rest on
+its data stores and networks), and the page loads the section as a lazy fragment, so the
+page itself answers at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from datetime import datetime
+from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -23,6 +27,7 @@ from hemostat.report.document import environment as report_templates
 from hemostat.report.lang import Lang
 from hemostat.report.lineage import layout
 from hemostat.scope import Scope, scope
+from hemostat.server.collector import INVENTORY
 from hemostat.server.dashboard.incident_data import find
 from hemostat.server.dashboard.session import ViewerDep
 from hemostat.server.dashboard.views import collector, fragment, lang, reader
@@ -31,7 +36,7 @@ from hemostat.store import Store
 router = APIRouter(include_in_schema=False)
 KEEP = 16  # answers kept (the most recently used)
 
-Key = tuple[str, str, datetime, int]
+Key = tuple[str, str, datetime, int, str]
 _answers: OrderedDict[Key, Scope] = OrderedDict()
 _computing: dict[Key, threading.Lock] = {}
 _guard = threading.Lock()
@@ -39,7 +44,17 @@ _guard = threading.Lock()
 
 def key(store: Store, listed: Listed) -> Key:
     rows = store.con.execute("SELECT coalesce(max(seq), 0) FROM actions").fetchall()
-    return str(store.path), listed.incident.id, listed.updated_at, int(rows[0][0])
+    return (str(store.path), listed.incident.id, listed.updated_at, int(rows[0][0]),
+            inventory_digest(store.home))  # fmt: skip
+
+
+def inventory_digest(home: Path) -> str:
+    """The identity of ``HOME/inventory.yaml`` (a hash of its bytes; empty when there is none
+    or it cannot be read): ``hemostat inventory load`` or an edit makes it a new answer."""
+    try:
+        return hashlib.blake2b((home / INVENTORY).read_bytes(), digest_size=16).hexdigest()
+    except OSError:
+        return ""
 
 
 def cached(store: Store, listed: Listed) -> Scope | None:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hemostat.scope.egress_rollup import Coverage, ceil_hour, coverage, floor_hour
+from hemostat.hours import ceil_hour, floor_hour
+from hemostat.scope.egress_rollup import Coverage, coverage
 from hemostat.store import Store
 
 MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
