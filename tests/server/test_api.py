@@ -4,6 +4,7 @@ that nothing of a refused request reaches the journal or the store."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,20 @@ def test_commands_round_trip(home: Path, tokened: Tokened) -> None:
     assert wrong.status_code == 404 and done.json() == {"id": ident, "status": "done"}
     assert after == {"commands": []}
     assert (too_long.status_code, too_long.json()["field"]) == (422, "wait")
+
+
+def test_an_inventory_edited_within_one_clock_tick_is_read_again(
+    home: Path, tokened: Tokened
+) -> None:
+    """The collector re-reads the inventory when its size or file changes, not only its
+    modification time: an edit that keeps the time (same tick, or a copy with -p) counts."""
+    path = home / "inventory.yaml"
+    path.write_text(INVENTORY)
+    stamp = path.stat().st_mtime_ns
+    with running(home) as client:
+        first = client.get("/api/v1/agent/config", headers=headers(tokened.agent_text)).json()
+        path.write_text(INVENTORY.replace("[104]", "[104, 11112]"))
+        os.utime(path, ns=(stamp, stamp))
+        again = client.get("/api/v1/agent/config", headers=headers(tokened.agent_text)).json()
+    assert first["continuity"][0]["ports"] == [104]
+    assert again["continuity"][0]["ports"] == [104, 11112]

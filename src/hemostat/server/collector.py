@@ -65,7 +65,7 @@ class Collector:
         self.journal = Journal(self.home)
         self._lock = threading.Lock()
         self._pending: set[str] = set()  # journalled, not yet stored
-        self._inventory: tuple[float, inventory_mod.Inventory] | None = None
+        self._inventory: tuple[tuple[int, int, int], inventory_mod.Inventory] | None = None
         self.store: Store | None = None
         self._lookup: duckdb.DuckDBPyConnection | None = None
         self.writer: Writer | None = None
@@ -185,15 +185,18 @@ class Collector:
                 "journal_batches": self.journal_batches}  # fmt: skip
 
     def inventory(self) -> inventory_mod.Inventory:
-        """The site inventory (``HOME/inventory.yaml``), re-read when it changes."""
+        """The site inventory (``HOME/inventory.yaml``), re-read when it changes: another
+        modification time, size or file (an edit within one tick of the clock, or a file
+        replaced by ``hemostat inventory load``)."""
         path = self.home / INVENTORY
         try:
-            mtime = path.stat().st_mtime
+            st = path.stat()
         except FileNotFoundError:
             return inventory_mod.Inventory(site="default")
-        if self._inventory is None or self._inventory[0] != mtime:
+        version = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if self._inventory is None or self._inventory[0] != version:
             try:
-                self._inventory = (mtime, inventory_mod.load(path))
+                self._inventory = (version, inventory_mod.load(path))
             except ConfigError as exc:
                 log.error("%s; keeping the inventory loaded before", exc)
                 return self._inventory[1] if self._inventory else inventory_mod.Inventory(
