@@ -141,9 +141,11 @@ def fingerprint(path: Path, chunk: int = 1 << 20, samples: int = 16) -> str:
     return digest.hexdigest()
 
 
-#: columns stored without compression: a Community ID is a hash, which DuckDB's string
-#: compression shrinks by a fifth (6 MB per million flows) for a tenth of the ingest's CPU
-_UNCOMPRESSED = {(Table.FLOWS, "community_id")}
+#: columns stored without compression: random identifiers, which DuckDB's string compression
+#: shrinks by only a fifth, at a large share of the ingest's CPU. A Community ID (a hash):
+#: 6 MB per million flows saved for a tenth of the CPU; a Zeek uid (17 random base62
+#: characters): 4.7 MB per million (11 MB for hex ids) for 6% of it.
+_UNCOMPRESSED = {(Table.FLOWS, "community_id"), (Table.FLOWS, "conn_id")}
 
 
 def _column_ddl(table: Table, field: pa.Field) -> str:
