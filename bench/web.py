@@ -107,8 +107,8 @@ def main() -> None:
             top_host = first(client, "/hosts", r'<tr data-ip="([^"]+)"')
             top_dest = first(client, "/destinations", r'<tr data-ip="([^"]+)"')
             pages = ["/", "/fragments/overview/egress", "/fragments/overview/figures",
-                     "/fragments/overview/incidents", "/fragments/overview/agents",
-                     "/fragments/overview/containment", "/hosts", "/hosts?hours=all",
+                     "/fragments/overview/incidents", "/fragments/agents",
+                     "/fragments/containment", "/hosts", "/hosts?hours=all",
                      f"/hosts/{top_host}", "/destinations", f"/destinations/{top_dest}",
                      f"/incidents/{incident}", "/containment"]  # fmt: skip
             floor, _, _ = warm(client, "/healthz")

@@ -1,7 +1,8 @@
 """The incident page, in process, against the simulated hospital's top incident: its numbers
 against ``hemostat scope ID --json`` (run as a separate process on a copy of the home) and
-direct SQL, the CSV exports, who may contain and how the preview and confirmation behave,
-the reports, and the 404 of an unknown incident."""
+direct SQL, the CSV exports (spreadsheet-safe), who may contain and how the preview and
+confirmation behave, the action worded in the page's language, the reports, and the 404 of
+an unknown incident."""
 
 from __future__ import annotations
 
@@ -24,11 +25,12 @@ import pytest
 
 from hemostat.audit import AuditLog
 from hemostat.detect.runner import load
-from hemostat.schema import COLUMNS, Table
+from hemostat.schema import COLUMNS, Table, utc_text
 from hemostat.scope.reads import accounts
 from hemostat.server.auth import Role, Tokens
 from hemostat.store import Store
 from tests.dashboard.conftest import Site, TestClient, login
+from tests.dashboard.test_containment import rows
 
 pytestmark = pytest.mark.slow  # the hospital is simulated and detected once per session
 
@@ -283,3 +285,53 @@ def test_an_unknown_incident_is_a_404_page_everywhere(client: TestClient, site: 
     assert "Incident introuvable" in page.text
     posted = client.post("/incidents/INC-nope/contain/preview", data={"csrf": csrf, "kind": "site"})
     assert posted.status_code == 404
+
+
+def test_csv_cells_a_spreadsheet_would_run_get_a_quote_and_numbers_do_not(
+    client: TestClient, site: Site
+) -> None:
+    store = client.app.state.collector.store  # type: ignore[attr-defined]
+    hosts, start, end = store.con.execute(
+        'SELECT hosts, start, "end" FROM incidents WHERE id = ?', [site.top_incident]
+    ).fetchall()[0]
+    crafted = {"ts": start, "src_ip": hosts[0], "query": "=cmd|' /C calc'!A0", "qtype": "+A",
+               "rcode": "@SUM(1)", "answers": ["-1+1", "10.0.0.1"], "source": "\tzeek",
+               "dst_ip": "10.1.0.53", "conn_id": "\rC1", "host": "a-b=c.example",
+               "ingest_id": -7}  # fmt: skip
+    names = ", ".join(f'"{c}"' for c in crafted)
+    store.con.execute(f"INSERT INTO dns ({names}) VALUES ({', '.join('?' * len(crafted))})",
+                      list(crafted.values()))  # fmt: skip
+    login(client, site.analyst)
+    answer = client.get(f"/incidents/{site.top_incident}/evidence/dns.csv")
+    header, *rows = list(csv.reader(io.StringIO(answer.text)))
+    shown = [dict(zip(header, r, strict=True)) for r in rows]
+    [row] = [r for r in shown if r["ingest_id"] == "-7"]  # a negative number stays a number
+    assert row == {"ts": utc_text(start), "src_ip": hosts[0], "query": "'=cmd|' /C calc'!A0",
+                   "qtype": "'+A", "rcode": "'@SUM(1)", "answers": "'-1+1 10.0.0.1",
+                   "source": "'\tzeek", "dst_ip": "10.1.0.53", "conn_id": "'\rC1",
+                   "host": "a-b=c.example", "ingest_id": "-7"}  # fmt: skip
+    found = store.con.execute(
+        "SELECT query, ingest_id FROM dns WHERE ts BETWEEN ? AND ? AND list_contains(?, src_ip) "
+        "AND ingest_id <> -7", [start, end, hosts]).fetchall()  # fmt: skip
+    others = [r for r in shown if r is not row]
+    assert len(others) == len(found) > 0
+    assert sorted((r["query"], int(r["ingest_id"])) for r in others) == sorted(found)
+
+
+def test_the_action_is_worded_in_the_pages_language(client: TestClient, site: Site) -> None:
+    Tokens(site.home).create("agent-fs-02", Role.AGENT, ip="10.1.8.11")
+    csrf = login(client, site.responder)  # a French site reads French
+    url = f"/incidents/{site.top_incident}/contain"
+    form = {"csrf": csrf, "kind": "host", "target": "10.1.8.11"}
+    french = unescape(client.post(f"{url}/preview", data=form).text)
+    assert re.search(r"<h1>Simulation\s*:\s*isoler la machine 10\.1\.8\.11</h1>", french)
+    done = client.post(f"{url}/apply", data={**form, "reason": "", "ttl": ""},
+                       follow_redirects=False)  # fmt: skip
+    ident = done.headers["location"].rsplit("=", 1)[1]
+    [(_, cells)] = rows(client.get("/containment").text, "active-table")
+    assert cells[0].endswith(f"{ident} · isoler la machine 10.1.8.11"), cells[0]
+    english(client)
+    preview = unescape(client.post(f"{url}/preview", data=form).text)
+    assert "<h1>Preview: isolate host 10.1.8.11</h1>" in preview
+    [(_, cells)] = rows(client.get("/containment").text, "active-table")
+    assert cells[0].endswith(f"{ident} · isolate host 10.1.8.11"), cells[0]

@@ -1,5 +1,6 @@
-"""The overview (/): its chart against the flows, its incidents against the store, agents,
-containment, the refresh fragments, and a store detected before the egress rollups."""
+"""The overview (/): its chart against the flows, its incidents against the store, the
+containment page's agents and containment panels (silent agents, actions in force, a broken
+audit chain), the refresh fragments, and a store detected before the egress rollups."""
 
 from __future__ import annotations
 
@@ -16,11 +17,14 @@ import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
 from hemostat import config, inventory
+from hemostat.audit import AuditLog
 from hemostat.server.app import create_app
+from hemostat.server.auth import Role, Tokens
 from hemostat.server.collector import Collector
 from hemostat.server.metrics import Seen
 from hemostat.store import Store
 from tests.dashboard.conftest import QUIET, Site, TestClient, login
+from tests.dashboard.test_containment import a_host, answer_all, isolate, rows
 
 pytestmark = pytest.mark.slow  # the hospital is simulated and detected once per session
 
@@ -134,35 +138,76 @@ def _size(n: float) -> str:
     return (f"{n:.0f}" if step == 0 or abs(n) >= 10 else f"{n:.1f}") + "\u00a0" + units[step]
 
 
-def test_agents_and_containment_at_a_glance(
-    client: TestClient, site: Site, monkeypatch: pytest.MonkeyPatch
+def test_agents_and_containment_are_the_containment_pages_panels(
+    client: TestClient, site: Site
 ) -> None:
+    host = a_host(site)
+    agent, agent_token = Tokens(site.home).create("srv-agent", Role.AGENT, host)
+    active = isolate(client, site, host)
+    answer_all(client, agent_token)
+    pending = isolate(client, site, host)  # not answered yet: waiting, in force all the same
     login(client, site.analyst)
     client.get("/lang/en")
-    before = client.get("/fragments/overview/agents").text
-    assert re.search(r'data-agent="test-agent" data-stale="1"', before)  # enrolled, never seen
+    page = client.get("/").text
+    for part in ("agents", "containment"):  # drawn and refreshed from the containment page's
+        assert f'<div data-refresh="/fragments/{part}" data-every="10">' in page
+        assert f"/fragments/overview/{part}" not in page
+    assert _stale(page) == {"test-agent": "1", "srv-agent": "1"}  # enrolled, never seen
+    assert re.search(r'data-figure="agents">0 / 2<', page)
+
     found = collector_of(client)
-    agent = next(t for t in found.tokens.all() if t.name == "test-agent")
-    found.metrics.seen(agent.id, Seen("test-agent", "10.1.16.10", datetime.now(UTC), 2.5, 4096))
-    after = client.get("/fragments/overview/agents").text
-    assert re.search(r'data-agent="test-agent" data-stale="0"', after)
-    assert "10.1.16.10" in after and "4.1" in after  # spool 4.1 kB
-    actions = [{"kind": "host", "status": "active"}, {"kind": "host", "status": "pending"},
-               {"kind": "destination", "status": "released"}]  # fmt: skip
-    monkeypatch.setattr(found.responder, "listing", lambda: actions)
-    shown = client.get("/fragments/overview/containment").text
-    assert '<li data-kind="host">' in shown and 'data-kind="destination"' not in shown
-    assert re.search(r'data-kind="host">.*?2', shown, re.S)
-    figures = client.get("/fragments/overview/figures").text
-    assert re.search(r'data-figure="agents">1 / 1<', figures)
-    assert re.search(r'data-figure="contained">2<', figures)
+    nat = "192.0.2.7"  # where its batch came from: not the host it protects
+    found.metrics.seen(agent.id, Seen("srv-agent", nat, datetime.now(UTC), 2.5, 4096))
+    page = client.get("/").text
+    assert _stale(page) == {"test-agent": "1", "srv-agent": "0"}  # the silent one flagged
+    [seen] = [cells for a, cells in rows(page, "agents-table") if a["data-agent"] == "srv-agent"]
+    assert seen[1] == host and seen[4] == "4.1 kB" and f'href="/hosts/{host}"' in page
+    assert re.search(r'data-figure="agents">1 / 2<', page)
+
+    figures = dict(_glance(page))
+    assert (figures["host"], figures["waiting"], figures["failed"]) == ("1", "1", "0")
+    assert f"isolation of host</strong> {host} " in page  # the action in force, by its target
+    assert re.search(r'data-figure="contained">2<', page)  # active + pending
+    assert re.search(r'data-figure="contained">2<', client.get("/fragments/overview/figures").text)
+    assert 'data-audit-ok="1"' in page
+    assert {active, pending} == {a["id"] for a in found.responder.listing()}
 
 
-def test_fragments_without_a_session_answer_401_json(client: TestClient) -> None:
-    for part in ("egress", "figures", "incidents", "agents", "containment"):
+def test_the_overview_shows_a_broken_audit_chain(client: TestClient, site: Site) -> None:
+    host = a_host(site)
+    Tokens(site.home).create("srv-agent", Role.AGENT, host)
+    isolate(client, site, host)  # planned and sent: two audit entries
+    login(client, site.analyst)
+    client.get("/lang/en")
+    assert 'data-audit-ok="1"' in client.get("/").text
+    log = AuditLog(site.home).path
+    lines = log.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["reason"] = "nothing to see"
+    log.write_text("\n".join([json.dumps(first, sort_keys=True), *lines[1:]]) + "\n")
+    assert not AuditLog(site.home).verify().ok
+    page = client.get("/").text
+    assert 'data-audit-ok="0"' in page and "Audit log verification FAILED" in page
+
+
+def _stale(html: str) -> dict[str, str]:
+    return {a["data-agent"]: a["data-stale"] for a, _ in rows(html, "agents-table")}
+
+
+def _glance(html: str) -> list[tuple[str, str]]:
+    """The containment glance's figures: (name, value) in the page."""
+    glance = html[html.index('id="containment-glance"') :]
+    return re.findall(r'<li data-figure="(\w+)"><span class="value[^"]*">([^<]*)<', glance)
+
+
+def test_fragments_without_a_session_answer_401_json(client: TestClient, site: Site) -> None:
+    for part in ("egress", "figures", "incidents"):
         answer = client.get(f"/fragments/overview/{part}", follow_redirects=False)
         assert answer.status_code == 401, part
         assert answer.json()["field"] == "session"
+    login(client, site.analyst)
+    for part in ("agents", "containment"):  # the containment page's fragments serve them now
+        assert client.get(f"/fragments/overview/{part}").status_code == 404, part
 
 
 @pytest.fixture

@@ -46,8 +46,11 @@ def test_login_without_the_forms_csrf_value_is_refused(client: TestClient, site:
 
 def test_an_open_redirect_after_login_goes_home(client: TestClient, site: Site) -> None:
     form = client.get("/login?next=//evil.example/x")
-    done = client.post("/login", data={"token": site.analyst, "csrf": csrf_of(form.text),
-                                       "next": "//evil.example/x"}, follow_redirects=False)
+    done = client.post(
+        "/login",
+        data={"token": site.analyst, "csrf": csrf_of(form.text), "next": "//evil.example/x"},
+        follow_redirects=False,
+    )
     assert done.headers["location"] == "/"
 
 

@@ -81,6 +81,8 @@ class Plan:
         return self.site.kept(client, server, port, proto)
 
     def describe(self) -> str:
+        """The action in English, for the CLI, the logs and the rules' comment (the dashboard
+        words it in the viewer's language: ``server.dashboard.containment.describe``)."""
         if self.kind is Kind.HOST:
             return f"isolate host {self.target}"
         if self.kind is Kind.SITE:

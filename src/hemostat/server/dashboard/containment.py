@@ -1,6 +1,6 @@
 """``/containment``: the containment actions (active, with their time left and a release
 form; past), the audit log newest first with its verification, and two fragments the
-overview refreshes: the agents' health and containment at a glance.
+overview shows and refreshes: the agents' health and containment at a glance.
 
 Everything here is read from the collector's responder (the command queue) and the audit
 log under HOME, not from the store: the page says what the agents were told and what they
@@ -19,7 +19,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from hemostat.audit import AuditLog, Entry, Verdict
+from hemostat.contain.plan import Kind
 from hemostat.errors import HemostatError
+from hemostat.report.lang import Lang
 from hemostat.server import Refused
 from hemostat.server.auth import Role
 from hemostat.server.dashboard.session import ResponderDep, Viewer, ViewerDep, posted
@@ -33,6 +35,8 @@ LIVE = frozenset({State.PENDING, State.ACTIVE, State.RELEASING, State.RELEASE_FA
 #: what ``Responder.release`` accepts
 RELEASABLE = frozenset({State.PENDING, State.ACTIVE, State.RELEASE_FAILED})
 FAILED = frozenset({State.FAILED, State.ROLLED_BACK, State.RELEASE_FAILED})
+#: the kinds of action (host, site, destination)
+KINDS = tuple(k.value for k in Kind)
 #: audit entries shown (newest first); the verification always covers the whole log
 AUDIT_SHOWN = 500
 HASH_SHOWN = 12
@@ -151,27 +155,40 @@ def actions_fragment(request: Request, viewer: ViewerDep) -> Response:
 
 @router.get("/fragments/containment")
 def glance(request: Request, viewer: ViewerDep) -> Response:
-    """Containment at a glance, for the overview."""
-    shown = actions(request)
-    active = [a for a in shown if a.status is State.ACTIVE]
-    by_kind = {kind: sum(a.kind == kind for a in active) for kind in ("host", "site",
-                                                                       "destination")}  # fmt: skip
-    waiting = sum(a.status in (State.PENDING, State.RELEASING) for a in shown)
-    failed = [a for a in shown if a.status in FAILED]
-    verdict = AuditLog(collector(request).home).verify()
-    return fragment(request, viewer, "fragments/containment.html.j2", active=active,
-                    by_kind=by_kind, waiting=waiting, failed=failed, verdict=verdict)  # fmt: skip
+    """Containment at a glance: the overview's panel, fetched again every few seconds."""
+    return fragment(request, viewer, "fragments/containment.html.j2", **at_a_glance(request))
 
 
 @router.get("/fragments/agents")
 def agents_fragment(request: Request, viewer: ViewerDep) -> Response:
     """The agents: when each last sent a batch, its lag and spool; stale ones flagged."""
-    found, limit = agents(request), timedelta(seconds=SEEN_SECONDS)
-    return fragment(request, viewer, "fragments/agents.html.j2", agents=found,
-                    stale=sum(a.stale for a in found), limit=limit)  # fmt: skip
+    return fragment(request, viewer, "fragments/agents.html.j2", **health(request))
 
 
 # ---- data -------------------------------------------------------------------------------
+
+
+def at_a_glance(request: Request) -> dict[str, Any]:
+    """What the glance shows: the active actions (and how many per kind), those waiting for
+    an agent, the failed ones, and the audit log's verdict."""
+    shown = actions(request)
+    active = [a for a in shown if a.status is State.ACTIVE]
+    return {"active": active, "by_kind": {k: sum(a.kind == k for a in active) for k in KINDS},
+            "waiting": sum(a.status in (State.PENDING, State.RELEASING) for a in shown),
+            "failed": [a for a in shown if a.status in FAILED],
+            "verdict": AuditLog(collector(request).home).verify()}  # fmt: skip
+
+
+def health(request: Request) -> dict[str, Any]:
+    """What the agents' health shows: every agent, how many are stale, after how long."""
+    found = agents(request)
+    return {"agents": found, "stale": sum(a.stale for a in found),
+            "limit": timedelta(seconds=SEEN_SECONDS)}  # fmt: skip
+
+
+def in_force(request: Request) -> int:
+    """How many actions' rules are (or may still be) in force."""
+    return sum(a["status"] in LIVE for a in collector(request).responder.listing())
 
 
 def actions(request: Request) -> list[Shown]:
@@ -180,25 +197,34 @@ def actions(request: Request) -> list[Shown]:
     audit = AuditLog(home)
     rules = _rules_by_action(audit)
     now = datetime.now(UTC)
-    listed = collector(request).responder.listing()
-    shown = [_shown(a, now, audit, rules.get(str(a["id"]))) for a in listed]
+    listed, words = collector(request).responder.listing(), lang(request)
+    shown = [_shown(a, now, audit, rules.get(str(a["id"])), words) for a in listed]
     return sorted(shown, key=lambda a: a.issued or datetime.min.replace(tzinfo=UTC),
                   reverse=True)  # fmt: skip
 
 
-def _shown(a: dict[str, Any], now: datetime, audit: AuditLog, sha: str | None) -> Shown:
+def _shown(
+    a: dict[str, Any], now: datetime, audit: AuditLog, sha: str | None, words: Lang
+) -> Shown:
     expires = _when(a.get("expires"))
     left = expires - now if expires and expires > now else None
     release = a.get("release") or {}
     return Shown(
         id=str(a["id"]), kind=str(a["kind"]), target=str(a["target"]),
-        description=str(a["description"]), status=State(a["status"]),
+        description=describe(words, str(a["kind"]), str(a["target"]), str(a["description"])),
+        status=State(a["status"]),
         agent=str(a.get("agent_name") or a.get("agent") or "?"), by=str(a.get("by") or ""),
         issued=_when(a.get("issued")), reason=str(a.get("reason") or ""),
         detail=str(a.get("detail") or ""), expires=expires, left=left,
         released_by=release.get("by"), released=_when(release.get("issued")),
         release_detail=str(release.get("detail") or ""), rules=audit.rules(sha) if sha else None,
     )  # fmt: skip
+
+
+def describe(words: Lang, kind: str, target: str, otherwise: str) -> str:
+    """An action in the viewer's language (``Plan.describe()``, ``otherwise``, stays English
+    for the CLI, the log and the audit log; it is shown for a kind these words do not know)."""
+    return words.t(f"ui.common.action.{kind}", target=target) if kind in KINDS else otherwise
 
 
 def _rules_by_action(audit: AuditLog) -> dict[str, str]:
@@ -236,14 +262,17 @@ def _parsed(audit: AuditLog) -> list[Entry]:
 
 
 def agents(request: Request) -> list[Agent]:
-    """Agents that sent a batch since the collector started, then enrolled ones never seen."""
+    """Agents that sent a batch since the collector started, then enrolled ones never seen;
+    each at the address it was enrolled for (the host it protects), else the one its latest
+    batch came from."""
     now = datetime.now(UTC)
     seen = dict(collector(request).metrics.agents)
-    found = [Agent(s.name, s.ip, s.at, now - s.at, timedelta(seconds=s.lag), s.spool_bytes)
-             for s in seen.values()]  # fmt: skip
-    enrolled = [t for t in collector(request).tokens.all()
-                if t.role is Role.AGENT and t.active and t.id not in seen]  # fmt: skip
-    found += [Agent(t.name, t.ip, None, None, None, None) for t in enrolled]
+    enrolled = [t for t in collector(request).tokens.all() if t.role is Role.AGENT]
+    ips = {t.id: t.ip for t in enrolled}
+    found = [Agent(s.name, ips.get(i) or s.ip, s.at, now - s.at, timedelta(seconds=s.lag),
+                   s.spool_bytes) for i, s in seen.items()]  # fmt: skip
+    found += [Agent(t.name, t.ip, None, None, None, None) for t in enrolled
+              if t.active and t.id not in seen]  # fmt: skip
     return sorted(found, key=lambda a: (not a.stale, a.name))
 
 

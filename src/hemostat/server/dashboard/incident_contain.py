@@ -22,13 +22,13 @@ from starlette.concurrency import run_in_threadpool
 
 from hemostat.incidents import Listed
 from hemostat.server import Refused
+from hemostat.server.dashboard.containment import KINDS, describe
 from hemostat.server.dashboard.incident_data import find, targets
 from hemostat.server.dashboard.session import ResponderDep, Viewer, posted, token_of
 from hemostat.server.dashboard.views import collector, lang, page, reader
 from hemostat.server.respond import ContainRequest
 
 router = APIRouter(include_in_schema=False)
-KINDS = ("host", "destination", "site")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +115,10 @@ def _shown(
     request: Request, viewer: Viewer, listed: Listed, asked: Asked,
     dry: dict[str, Any] | None, refused: Refused | None,
 ) -> Response:  # fmt: skip
+    what = describe(lang(request), asked.kind, asked.target, asked.kind)
     return page(request, viewer, "incident_contain.html.j2",
                 status=refused.status if refused else 200, incident=listed.incident,
-                asked=asked, dry=dry, impact=_impact(dry), refused=refused,
+                asked=asked, what=what, dry=dry, impact=_impact(dry), refused=refused,
                 expires=_when(((dry or {}).get("action") or {}).get("expires")))  # fmt: skip
 
 

@@ -7,7 +7,10 @@
   stores it reached) or by the accounts its findings name.
 
 The page shows the first ``SHOWN`` rows of each (with how many there are in all); the CSV
-route streams every row with every canonical column (times in UTC, ISO 8601).
+route streams every row with every canonical column (times in UTC, ISO 8601). A text cell a
+spreadsheet would take for a formula (a DNS name or a path an attacker chose, starting with
+``=``, ``+``, ``-``, ``@``, a tab or a CR) gets a leading ``'`` (OWASP's advice against CSV
+injection); numbers are written as they are. The evidence bundle keeps the data verbatim.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from hemostat.store import Store
 router = APIRouter(include_in_schema=False)
 SHOWN = 200
 BATCH = 5000
+#: first characters that make a spreadsheet read a cell as a formula
+FORMULA = ("=", "+", "-", "@", "\t", "\r")
 #: the columns each table shows on the page (the CSV has them all)
 SHOWN_COLUMNS: dict[Table, tuple[str, ...]] = {
     Table.FLOWS: ("ts", "end_ts", "src_ip", "dst_ip", "dst_port", "proto", "service",
@@ -121,8 +126,15 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple):
-        return " ".join(str(v) for v in value)
-    return str(value)
+        return _text(" ".join(str(v) for v in value))
+    if isinstance(value, str):
+        return _text(value)
+    return str(value)  # a number, even a negative one, stays a number
+
+
+def _text(text: str) -> str:
+    """``text`` as a spreadsheet shows it: as text, never as a formula."""
+    return f"'{text}" if text.startswith(FORMULA) else text
 
 
 @router.get("/incidents/{ident}/evidence/{name}.csv")

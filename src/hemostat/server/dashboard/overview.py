@@ -1,15 +1,13 @@
 """``/``: the site at a glance — egress over time, live incidents, agents, containment.
 
 The page renders every part at once (it reads without script); each part is also a
-fragment under ``/fragments/overview/`` the page fetches again (incidents, agents and
-containment every 10 s, the chart every minute).
+fragment the page fetches again: its own under ``/fragments/overview/`` (figures and
+incidents every 10 s, the chart every minute), and the containment page's agents' health
+and containment at a glance (``/fragments/agents``, ``/fragments/containment``, every 10 s).
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,49 +15,13 @@ from fastapi.responses import Response
 
 from hemostat.incidents import Listed, listing
 from hemostat.report.lang import Lang
-from hemostat.server.auth import Role
 from hemostat.server.dashboard import traffic
+from hemostat.server.dashboard.containment import at_a_glance, health, in_force
 from hemostat.server.dashboard.session import ViewerDep
 from hemostat.server.dashboard.views import collector, fragment, lang, page, reader
-from hemostat.server.metrics import SEEN_SECONDS
 
 router = APIRouter(include_in_schema=False)
 HOURS, TOP = 24, 8
-#: containment states whose rules are (or may still be) in force
-IN_FORCE = ("active", "pending", "releasing", "release_failed")
-
-
-@dataclass(frozen=True, slots=True)
-class Agent:
-    name: str
-    ip: str | None
-    seen: datetime | None
-    lag: float | None
-    spool: int | None
-
-    @property
-    def stale(self) -> bool:
-        return self.seen is None or (datetime.now(UTC) - self.seen).total_seconds() > SEEN_SECONDS
-
-
-def agents(request: Request) -> list[Agent]:
-    """Every enrolled agent (active agent token) with its latest batch, stale ones first."""
-    found = collector(request)
-    seen = dict(found.metrics.agents)
-    out = []
-    for token in found.tokens.all():
-        if token.role is not Role.AGENT or not token.active:
-            continue
-        s = seen.get(token.id)
-        out.append(Agent(token.name, token.ip or (s.ip if s else None), s.at if s else None,
-                         s.lag if s else None, s.spool_bytes if s else None))  # fmt: skip
-    return sorted(out, key=lambda a: (not a.stale, a.name))
-
-
-def containment(request: Request) -> Counter[str]:
-    """Containment actions in force, per kind (host, site, destination)."""
-    return Counter(a["kind"] for a in collector(request).responder.listing()
-                   if a["status"] in IN_FORCE)  # fmt: skip
 
 
 def _chart(request: Request, words: Lang) -> dict[str, Any]:
@@ -83,17 +45,17 @@ def _incidents(request: Request) -> list[Listed]:
 
 
 def _parts(request: Request) -> dict[str, Any]:
+    """The headline figures' data (and the agents' health they count)."""
     found = _incidents(request)
-    known = agents(request)
     return {"incidents": found, "open": sum(1 for i in found if i.status == "open"),
-            "agents": known, "agents_ok": sum(1 for a in known if not a.stale),
-            "containment": containment(request), "now": datetime.now(UTC)}  # fmt: skip
+            "in_force": in_force(request), **health(request)}  # fmt: skip
 
 
 @router.get("/")
 def overview(request: Request, viewer: ViewerDep) -> Response:
     chart = _chart(request, lang(request))
-    return page(request, viewer, "overview.html.j2", **chart, **_parts(request))
+    return page(request, viewer, "overview.html.j2", **chart, **_parts(request),
+                **at_a_glance(request))  # fmt: skip
 
 
 @router.get("/fragments/overview/egress")
@@ -116,15 +78,3 @@ def figures_fragment(request: Request, viewer: ViewerDep) -> Response:
 def incidents_fragment(request: Request, viewer: ViewerDep) -> Response:
     return fragment(request, viewer, "fragments/overview_incidents.html.j2",
                     incidents=_incidents(request))  # fmt: skip
-
-
-@router.get("/fragments/overview/agents")
-def agents_fragment(request: Request, viewer: ViewerDep) -> Response:
-    return fragment(request, viewer, "fragments/overview_agents.html.j2",
-                    agents=agents(request), now=datetime.now(UTC))  # fmt: skip
-
-
-@router.get("/fragments/overview/containment")
-def containment_fragment(request: Request, viewer: ViewerDep) -> Response:
-    return fragment(request, viewer, "fragments/overview_containment.html.j2",
-                    containment=containment(request))  # fmt: skip

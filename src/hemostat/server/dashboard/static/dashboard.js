@@ -4,6 +4,7 @@
  *
  *   <canvas data-chart="ID">            chart from the JSON element ID (spec below)
  *   <div data-refresh="/fragments/x" data-every="10">   replaced by the fragment every 10 s
+ *                                       (the charts drawn in the old content are destroyed)
  *   <input data-filter="TABLE_ID">      hides the rows of TABLE_ID that do not contain the text
  *   <form data-confirm="question">      asks before submitting
  *
@@ -97,6 +98,16 @@
     });
   }
 
+  /* Destroy the Chart.js instances drawn in el's canvases, before el's content is replaced:
+   * Chart.js keeps every chart (and its resize listener) until destroyed. */
+  function forget(el) {
+    if (typeof Chart === "undefined") { return; }
+    el.querySelectorAll("canvas").forEach(function (canvas) {
+      var drawn = Chart.getChart(canvas);
+      if (drawn) { drawn.destroy(); }
+    });
+  }
+
   function refresh(el) {
     var every = Number(el.dataset.every || 0) * 1000;
     function load() {
@@ -107,6 +118,7 @@
           return r.text();
         })
         .then(function (html) {
+          forget(el);
           el.innerHTML = html;
           el.querySelectorAll("canvas[data-chart]").forEach(chart);
           el.dataset.loaded = "1";
@@ -146,7 +158,7 @@
       if (!window.confirm(form.dataset.confirm)) { event.preventDefault(); }
     });
   });
-  window.hemostat = {size: size, count: count, when: when, chart: chart};
+  window.hemostat = {size: size, count: count, when: when, chart: chart, forget: forget};
 })();
 
 /* ---- containment page (issue 9) ------------------------------------------------------------
@@ -175,6 +187,7 @@
         })
         .then(function (html) {
           if (busy(el)) { return; }
+          if (window.hemostat) { window.hemostat.forget(el); }
           el.innerHTML = html;
           el.dataset.loaded = String(Number(el.dataset.loaded || 0) + 1);
           if (stamp && window.hemostat) { stamp.textContent = window.hemostat.when(Date.now(), 0); }
