@@ -15,7 +15,8 @@ import psycopg
 import pytest
 
 from hemostat.ingest import READERS, detect, ingest_file
-from hemostat.ingest.pglog import Pglog, reads
+from hemostat.ingest.pglog import Pglog
+from hemostat.ingest.pgsql import reads
 from hemostat.ingest.reader import sample
 from hemostat.schema import Action, Sample
 from hemostat.store import Store
