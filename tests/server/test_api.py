@@ -82,7 +82,9 @@ def test_health_and_metrics(home: Path, tokened: Tokened) -> None:
                     headers=headers(tokened.agent_text))  # fmt: skip
         health = client.get("/healthz")
         assert health.status_code == 200
-        assert set(health.json()) == {"status", "writer_lag_seconds", "journal_batches"}
+        assert set(health.json()) == {"status", "writer_lag_seconds", "journal_batches",
+                                      "detection"}  # fmt: skip
+        assert health.json()["detection"] == "off"  # detect_interval 0 here
         assert client.get("/metrics").status_code == 401
         assert client.get("/metrics", headers=headers(tokened.agent_text)).status_code == 403
         text = client.get("/metrics", headers=headers(tokened.analyst_text)).text

@@ -1,15 +1,19 @@
 """The live loop: a detection pass when rows arrived (late rows included), then the alerter;
-no alerter module, no alerts and one log line."""
+no alerter module, no alerts and one log line; rows noted during a pass, or given back by a
+failed or halted one, go to the next pass."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
+import duckdb
 import pytest
 
 from hemostat import config
@@ -63,7 +67,7 @@ def examined(monkeypatch: pytest.MonkeyPatch) -> list[Window]:
     """Replace ``examine`` by a recorder that finds one incident."""
     windows: list[Window] = []
 
-    def examine(store: Store, inventory: Inventory, settings: Any, window: Window) -> Any:
+    def examine(store: Store, inventory: Inventory, settings: Any, window: Window, **_: Any) -> Any:
         windows.append(window)
         run = SimpleNamespace(findings=[], errors=[])
         return SimpleNamespace(run=run, new=0, incidents=["INC-1"], seconds=0.5)
@@ -113,6 +117,60 @@ def test_detection_off_means_no_pass(home: Path, examined: list[Window]) -> None
     store, live = _store(home), _live(home, interval="0")
     live.note(5, START)
     assert live.due_in() is None and live.tick(store) is None and examined == []
+
+
+def test_rows_noted_during_a_pass_and_those_of_a_failed_pass_go_to_the_next(
+    home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "hemostat.alerting", None)
+    store, live = _store(home), _live(home, interval="3600")
+    windows: list[Window] = []
+    late = [START - timedelta(hours=1), START - timedelta(hours=3)]
+
+    def examine(store: Store, inventory: Inventory, settings: Any, window: Window,
+                **_: Any) -> Any:  # fmt: skip
+        windows.append(window)
+        if len(windows) <= 2:  # the writer commits late rows while the pass runs
+            live.note(2, late[len(windows) - 1])
+        if len(windows) == 1:
+            raise duckdb.IOException("disk full")
+        run = SimpleNamespace(findings=[], errors=[])
+        return SimpleNamespace(run=run, new=0, incidents=[], seconds=0.1)
+
+    monkeypatch.setattr("hemostat.detect.runner.examine", examine)
+    live.note(5, START)
+    for _ in range(3):
+        live._next = 0.0
+        live.tick(store)
+    assert "live detection pass failed (retried at the next interval): disk full" in caplog.text
+    # pass 2: the failed pass's rows and the late ones noted meanwhile; pass 3: those
+    # noted during pass 2
+    assert [w.start for w in windows] == [START, late[0], late[1]]
+    assert live.metrics.detect_passes == 2 and live._rows == 0 and live._first is None
+
+
+def test_a_halted_pass_ends_at_its_next_detector_and_keeps_its_rows(
+    home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="hemostat.server.live")
+    store, live = _store(home), _live(home, interval="3600")
+    after: list[str] = []
+
+    def examine(store: Store, inventory: Inventory, settings: Any, window: Window,
+                progress: Callable[[str], None], **_: Any) -> Any:  # fmt: skip
+        live.halt()  # the collector stops during the first detector
+        progress("egress_volume")
+        after.append("the pass went on")
+        return None
+
+    monkeypatch.setattr("hemostat.detect.runner.examine", examine)
+    live.note(5, START)
+    live._next = 0.0
+    assert live.tick(store) is None and after == []
+    assert live.metrics.detect_passes == 0 and (live._rows, live._first) == (5, START)
+    assert "stopped with the collector" in caplog.text
+    live._next = 0.0
+    assert not live.due()  # no pass after a halt
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@ set aside without losing the others of its group."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,3 +88,30 @@ def test_a_batch_the_store_refuses_is_set_aside(
     assert sorted(told) == sorted(f"{tokened.agent.id}-00000000000{s}" for s in (1, 2, 3))
     assert writer.metrics.batches == {"stored": 2, "failed": 1}
     assert writer.queued_rows == 0 and writer.error is None
+
+
+def test_written_marks_count_batches_in_queue_order(
+    home: Path, tokened: Tokened, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, held = Store(home), threading.Event()
+    real_append = store.append
+
+    def append(table: Any, data: Any, ingest_id: int | None = None) -> int:
+        if any(c.endswith("000000000002/0") for c in data.column("conn_id").to_pylist()):
+            assert held.wait(60)
+        return real_append(table, data, ingest_id)
+
+    monkeypatch.setattr(store, "append", append)
+    writer = Writer(store, Journal(home), LIMITS, Metrics(), lambda ids: None, group_rows=2)
+    writer.start()
+    for seq in (1, 2, 3):  # one batch a group
+        meta, body = Journal(home).read(_journalled(home, tokened, seq, flows=2))
+        writer.put(Entry(meta, decode(body, "gzip", tokened.agent.id, "dpi-db-01", LIMITS), 2))
+    assert writer.acknowledged == 3
+    assert writer.wait_written(1, 60)  # batch 1 is stored
+    assert not writer.wait_written(2, 0.05)  # batch 2 is held, and 3 waits behind it
+    held.set()
+    assert writer.wait_written(3, 60)
+    writer.stop(30)
+    assert store.con.execute("SELECT count(*) FROM flows").fetchall() == [(6,)]
+    store.close()

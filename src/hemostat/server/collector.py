@@ -27,6 +27,7 @@ from hemostat.server.batch import Batch, Limits, decode
 from hemostat.server.commands import Queue
 from hemostat.server.journal import Journal, Meta
 from hemostat.server.live import Live
+from hemostat.server.live_thread import LiveThread
 from hemostat.server.metrics import Metrics, Seen
 from hemostat.server.respond import Responder
 from hemostat.server.throttle import Throttle
@@ -69,6 +70,7 @@ class Collector:
         self.store: Store | None = None
         self._lookup: duckdb.DuckDBPyConnection | None = None
         self.writer: Writer | None = None
+        self.live: LiveThread | None = None  # None when live detection is off
 
     # ---- life -----------------------------------------------------------------------------
 
@@ -82,14 +84,23 @@ class Collector:
             int(self.settings.get("server", "group_rows")),
             int(self.settings.get("server", "batch_days")),
         )  # fmt: skip
+        self.live = LiveThread(live, self.writer, self.store) if live.enabled else None
         replayed = self._replay(self.writer)
         self.writer.start()
+        if self.live is not None:
+            self.live.start()
         if replayed:
             log.info("replaying %d journalled batch(es) not yet stored", replayed)
 
     def stop(self) -> None:
+        """No detection pass starts any more; the writer drains its queue while a running
+        pass ends (or, past ``live_thread.STOP_GRACE``, is interrupted); the store closes."""
+        if self.live is not None:
+            self.live.stopping()
         if self.writer is not None:
             self.writer.stop()
+        if self.live is not None:
+            self.live.stop()
         if self.store is not None:
             self.responder.stop(self.store)
         if self._lookup is not None:
@@ -178,11 +189,12 @@ class Collector:
             return len(self._pending)
 
     def health(self) -> dict[str, Any]:
-        writer = self.writer
-        ok = writer is not None and writer.alive
+        writer, live = self.writer, self.live
+        detection = "off" if live is None else "ok" if live.alive else "stopped"
+        ok = writer is not None and writer.alive and detection != "stopped"
         return {"status": "ok" if ok else "error",
                 "writer_lag_seconds": round(writer.lag(), 3) if writer else 0.0,
-                "journal_batches": self.journal_batches}  # fmt: skip
+                "journal_batches": self.journal_batches, "detection": detection}  # fmt: skip
 
     def inventory(self) -> inventory_mod.Inventory:
         """The site inventory (``HOME/inventory.yaml``), re-read when it changes: another

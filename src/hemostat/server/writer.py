@@ -3,8 +3,12 @@
 It takes acknowledged batches in arrival order, several at a time (up to
 ``server.group_rows`` rows), and appends them in one transaction together with their ids in
 ``batches`` and their agents' ``last_seen``; then it deletes their journal files. A batch
-the store refuses is retried alone, then set aside in ``journal/failed/``. Between groups it
-runs the live loop. ``stop`` lets it drain what is queued first.
+the store refuses is retried alone, then set aside in ``journal/failed/``. ``stop`` lets it
+drain what is queued first.
+
+Live detection runs in a thread of its own (``server/live_thread.py``): the writer tells it
+the rows it committed (``Live.note``) and how many of the batches queued so far are written
+(``acknowledged`` and ``wait_written``: a pass waits for those acknowledged before it starts).
 """
 
 from __future__ import annotations
@@ -59,6 +63,9 @@ class Writer:
         self._cond = threading.Condition()
         self._rows = 0  # rows queued or being written
         self._busy_since: datetime | None = None  # oldest receipt of the group being written
+        self._acknowledged = 0  # batches queued so far
+        self._written = 0  # of those, written (stored or set aside), in queue order
+        self._progress = threading.Condition()  # notified when _written grows
         self._stopping = False
         self._pruned = 0.0
         self._thread = threading.Thread(target=self._run, name="hemostat-writer", daemon=True)
@@ -73,7 +80,20 @@ class Writer:
         with self._cond:
             self._queue.append(entry)
             self._rows += entry.rows
+            self._acknowledged += 1
             self._cond.notify()
+
+    @property
+    def acknowledged(self) -> int:
+        """How many batches were queued so far: a mark for ``wait_written``."""
+        with self._cond:
+            return self._acknowledged
+
+    def wait_written(self, mark: int, timeout: float) -> bool:
+        """Whether the first ``mark`` batches queued are written (stored, or set aside),
+        after waiting up to ``timeout`` seconds for it."""
+        with self._progress:
+            return self._progress.wait_for(lambda: self._written >= mark, timeout)
 
     @property
     def queued_rows(self) -> int:
@@ -110,37 +130,18 @@ class Writer:
                     return
                 if group:
                     self._write(group)
-                if self.live is not None and self.live.due() and not self._stopping:
-                    self._flush()  # a pass sees every row acknowledged until now
-                    self._detect(self.live)
                 self._prune()
         except BaseException as exc:  # recorded for /healthz; the journal keeps the batches
             self.error = exc
             log.critical("the writer stopped: %s", exc, exc_info=exc)
             raise
 
-    def _flush(self) -> None:
-        """Write the batches queued at this moment (not those that arrive meanwhile)."""
-        with self._cond:
-            left = len(self._queue)
-        while left > 0:
-            group = self._take()
-            if not group:
-                return
-            left -= len(group)
-            self._write(group)
-
-    def _detect(self, live: Live) -> None:
-        try:
-            live.tick(self.store)
-        except Exception:  # a bug in a detection pass must not stop the writes
-            log.exception("live detection pass failed")
-
     def _take(self) -> list[Entry] | None:
-        """The next group, [] when the live loop is due first, None once stopped and empty."""
+        """The next group, [] when nothing came for a while (time to prune), None once
+        stopped and empty."""
         with self._cond:
             if not self._queue and not self._stopping:
-                self._cond.wait(self.live.due_in() if self.live is not None else None)
+                self._cond.wait(PRUNE_SECONDS)
             if not self._queue:
                 return None if self._stopping else []
             group: list[Entry] = []
@@ -158,6 +159,9 @@ class Writer:
         finally:
             with self._cond:
                 self._busy_since = None
+        with self._progress:
+            self._written += len(group)
+            self._progress.notify_all()
 
     def _write_group(self, group: list[Entry]) -> None:
         loaded = [(e, b) for e in group if (b := self._load(e)) is not None]
@@ -255,7 +259,8 @@ class Writer:
         self.metrics.batch("failed")
 
     def _prune(self) -> None:
-        """Forget the ids of batches older than ``batch_days`` (no agent resends them)."""
+        """Forget the ids of batches older than ``batch_days`` (no agent resends them). Only
+        ``batches``: a detection pass running meanwhile does not read it."""
         if time.monotonic() - self._pruned < PRUNE_SECONDS or self._stopping:
             return
         self._pruned = time.monotonic()
