@@ -1,13 +1,15 @@
 """The collector (``hemostat serve``): agents' batches in, durably, then the live loop.
 
     request ─► auth (tokens, roles) ─► batch (decode, validate: rows, raw)
-            ─► collector (dedupe, journal fsync, 200) ─► writer thread (one DuckDB writer:
-               append, record the batch id, delete the journal file; live detection, alerts)
+            ─► collector (dedupe, journal fsync, 200) ─► writer thread (append, record the
+               batch id, delete the journal file)
+    live detection thread (its own DuckDB cursor): every ``detect_interval``, once the rows
+    acknowledged so far are written, one detection pass, then response and alerts
 
 Modules: ``auth`` (tokens and roles), ``pki`` (the site CA), ``batch``, ``rows`` and ``raw``
-(what an agent may send), ``journal``, ``writer``, ``live``, ``commands`` (collector to agent),
-``metrics``, ``collector`` (the parts wired together), ``app`` (the HTTP API), ``run``
-(uvicorn). ``Refused`` is every refusal the API answers with a 4xx or 503.
+(what an agent may send), ``journal``, ``writer``, ``live`` and ``live_thread``, ``commands``
+(collector to agent), ``metrics``, ``collector`` (the parts wired together), ``app`` (the HTTP
+API), ``run`` (uvicorn). ``Refused`` is every refusal the API answers with a 4xx or 503.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """What the collector counts, and its Prometheus text exposition (contract §6).
 
-Counters and per-agent gauges are updated by the request handlers and the writer thread
-(under one lock); ``render`` writes them out with the journal and writer gauges it is given.
+Counters and per-agent gauges are updated by the request handlers, the writer and the live
+detection thread (under one lock); ``render`` writes them out with the journal and writer
+gauges it is given.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ An action is known by its plan's id (``act-`` and 12 hex: the id in the rules' c
 the audit log); the commands that carry it (``isolate``/``block``, then ``release``/
 ``unblock``) are found in the command queue, so the list of actions and their status survive
 a restart of the collector. Every step goes to the audit log under HOME; ``sync`` mirrors
-the log into the store's ``actions`` table from the writer thread.
+the log into the store's ``actions`` table after each live detection pass (its thread).
 """
 
 from __future__ import annotations
@@ -127,20 +127,20 @@ class Responder:
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._mirror = Mirror(self.audit)
 
-    # ---- life (the collector's start and stop; the writer thread) -----------------------
+    # ---- life (the collector's start and stop; the live detection thread) ---------------
 
     def start(self, store: Store) -> None:
         self._mirror.sync(store.con)
         self._reader = store.con.cursor()
 
     def stop(self, store: Store) -> None:
-        """After the writer stopped: mirror what is left."""
+        """After the writer and the live detection thread stopped: mirror what is left."""
         self._mirror.sync(store.con)
         if self._reader is not None:
             self._reader.close()
 
     def sync(self, store: Store) -> int:
-        """From the writer thread: mirror new audit entries into ``actions``."""
+        """From the live detection thread: mirror new audit entries into ``actions``."""
         return self._mirror.sync(store.con)
 
     def gateway(self, agent: str) -> None:
