@@ -335,3 +335,41 @@ def test_the_action_is_worded_in_the_pages_language(client: TestClient, site: Si
     assert "<h1>Preview: isolate host 10.1.8.11</h1>" in preview
     [(_, cells)] = rows(client.get("/containment").text, "active-table")
     assert cells[0].endswith(f"{ident} · isolate host 10.1.8.11"), cells[0]
+
+
+#: the verbs the English sentences of the detectors open with (none is French)
+_ENGLISH_VERB = re.compile(r"\b(sent|called|pulled|asked|looked up|read|exported|Supplier)\b")
+
+
+def test_the_findings_are_worded_in_the_page_language_and_old_ones_stay_english(
+    client: TestClient, site: Site
+) -> None:
+    login(client, site.analyst)
+    store = client.app.state.collector.store  # type: ignore[attr-defined]
+    ids, summary = store.con.execute(
+        "SELECT findings, summary FROM incidents WHERE id = ?", [site.top_incident]
+    ).fetchall()[0]
+    found = {f.id: f for f in load(store) if f.id in set(ids)}
+    page = client.get(f"/incidents/{site.top_incident}").text  # French: a French site
+    said = _summary(page)
+    assert said != summary and not _ENGLISH_VERB.search(said) and "Corroborated" not in said
+    assert " Corroborated by " not in summary or "Confirmé par d'autres détecteurs : " in said
+    rows = {a["data-finding"]: text for a, text in marked(page, "data-finding")}
+    assert set(rows) == set(found)
+    for ident, f in found.items():
+        assert f.summary not in rows[ident] and f.host in rows[ident]
+        assert not _ENGLISH_VERB.search(rows[ident].replace(f"({f.expected})", "")), rows[ident]
+    report = client.get(f"/incidents/{site.top_incident}/report.html?lang=fr")
+    quoted = unescape(re.sub(r"<[^>]+>", "", report.text))
+    assert f"« {said} »" in " ".join(quoted.split())
+    old = next(iter(found))
+    store.con.execute("UPDATE findings SET evidence = '{}' WHERE id = ?", [old])
+    again = client.get(f"/incidents/{site.top_incident}").text
+    rows = {a["data-finding"]: text for a, text in marked(again, "data-finding")}
+    assert " ".join(found[old].summary.split()) in rows[old]  # no evidence: the stored English
+    english(client)
+    assert _ENGLISH_VERB.search(_summary(client.get(f"/incidents/{site.top_incident}").text))
+
+
+def _summary(page: str) -> str:
+    return next(text for a, text in marked(page, "id") if a["id"] == "summary")

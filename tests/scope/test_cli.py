@@ -52,3 +52,22 @@ def test_an_unknown_incident_is_a_clear_error(home: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.startswith("error: no incident 'INC-nope'")
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_a_french_report_words_the_findings_in_french(home: Path, tmp_path: Path) -> None:
+    """`scope --report --lang fr` re-words each finding's stored English sentence in French
+    (the report then does not label the detection summary "en anglais"); `--lang en` quotes
+    the stored one."""
+    listed = json.loads(hemostat(home, "incidents", "--json").stdout)
+    top = max(listed, key=lambda i: i["score"])
+    french, english = tmp_path / "r-fr.md", tmp_path / "r-en.md"
+    for path, lang in ((french, "fr"), (english, "en")):
+        done = hemostat(home, "scope", top["id"], "--report", str(path), "--lang", lang)
+        assert done.returncode == 0, done.stderr
+    fr, en = french.read_text(), english.read_text()
+    assert "a envoyé" in fr
+    assert "Résumé de la détection (texte produit par l'outil de détection)" in fr
+    assert "l'outil de détection, en anglais" not in fr
+    assert " sent " not in fr
+    assert " sent " in en

@@ -53,7 +53,9 @@ def scope(
         with console.status("scoping", spinner="dots") if not as_json else nullcontext():
             result = run_scope(store, site, incident_id, settings, backend=telemetry)
         written = (
-            _report(store, result, report, lang or language(site.timezone)) if report else None
+            _report(store, result, report, lang or language(site.timezone), settings)
+            if report
+            else None
         )
     if as_json:
         out = result.as_json()
@@ -69,12 +71,14 @@ def scope(
         )
 
 
-def _report(store: Any, result: Any, path: Path, lang: str) -> dict[str, str]:
+def _report(store: Any, result: Any, path: Path, lang: str, settings: Any) -> dict[str, str]:
+    from hemostat.detect.runner import load
     from hemostat.report import render, write_bundle
 
     bundle_path = path.with_name(f"{path.stem}-evidence.zip")
     bundle = write_bundle(store, result, bundle_path)
-    render(result, path, lang, bundle=bundle)
+    found = load(store, result.incident.findings)  # their sentences in the report's language
+    render(result, path, lang, bundle=bundle, found=found, settings=settings)
     return {"path": str(path), "bundle": str(bundle_path), "sha256": bundle.manifest_sha256}
 
 

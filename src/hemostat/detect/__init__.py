@@ -22,7 +22,9 @@ column          type        meaning
 ==============  ==========  =====================================================
 
 Every other column is evidence, stored with the finding and given to ``explain`` which
-turns one row into the sentence an analyst reads. Detectors never write, contain or log:
+turns one row into the sentence an analyst reads: in English as the finding's ``summary``
+stores it, or in a report's language (``explain(row, words)``, texts under ``finding.`` in
+``report/locales``; see ``detect.words``). Detectors never write, contain or log:
 the runner (``detect.runner``) owns timing, errors and persistence.
 """
 
@@ -43,6 +45,7 @@ from hemostat.detect.rare_destination import RareDestination
 from hemostat.detect.staging import Staging
 from hemostat.detect.threat_intel import ThreatIntel
 from hemostat.detect.upload_ratio import UploadRatio
+from hemostat.detect.words import Words
 from hemostat.schema import Kind
 
 __all__ = ["DETECTORS", "Context", "Detector", "Window"]
@@ -55,7 +58,7 @@ class Detector(Protocol):
 
     def run(self, ctx: Context) -> ir.Table: ...
 
-    def explain(self, row: Mapping[str, Any]) -> str: ...
+    def explain(self, row: Mapping[str, Any], words: Words | None = None) -> str: ...
 
 
 DETECTORS: dict[str, type[Detector]] = {

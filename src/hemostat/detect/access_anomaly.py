@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 import ibis
 import ibis.expr.types as ir
 
-from hemostat.detect.context import Context, size, stamp
+from hemostat.detect.context import Context, stamp
+from hemostat.detect.words import PLAIN, Words, say
 from hemostat.schema import Kind
 
 #: what a dump looks like in the process name of an export
@@ -290,41 +291,55 @@ class AccessAnomaly:
 
     # ---- the sentence ---------------------------------------------------------------------
 
-    def explain(self, row: Mapping[str, Any]) -> str:
-        who = f"{row.get('user')} from {row['host']}"
-        what = row.get("part") or row.get("store")
-        when = " outside office hours" if row.get("off_hours") else ""
-        reason = row.get("reason")
-        if reason == "bulk export":
-            how = f"exported {_count(row.get('rows'), 'rows')} ({size(row.get('bytes'))}) of {what}"
-            why = (
-                "an export this account never made before"
-                if row.get("new_to_it")
-                else "recurring"
-                if row.get("prior_days")
-                else "no history to compare with"
-            )
-            remote = ", pulled to another host" if row.get("remote") else ""
-            return f"{who} {how}{when}{remote}: {why}."
-        if reason == "whole share":
-            known, files = row.get("known_files"), row.get("files")
-            part = f"{files} of its {known} known files"
-            if row.get("store_fraction"):
-                part += f", {row['store_fraction']:.0%} of the data store's bytes"
-            first = ", a first for this account" if row.get("new_to_it") else ""
-            return f"{who} read {what} end to end ({part}){when}{first}."
-        amount = _count(row.get("rows"), "rows") if row.get("rows") else size(row.get("bytes"))
-        usual = row.get("usual") or 0
-        biggest = ""
-        if reason == "oversized read":
-            biggest = (
-                f"; one read returned {_count(row.get('largest'), 'rows')}, its largest usual "
-                f"read is {_count(row.get('usual_largest'), 'rows')}"
-            )
-        return (
-            f"{who} read {amount} of {what} in one hour{when}, {row.get('ratio') or 0:.0f}x "
-            f"its usual hour (median {usual:,.0f}){biggest}."
-        )
+    def explain(self, row: Mapping[str, Any], words: Words | None = None) -> str:
+        said = {
+            "who": say(words, "access_anomaly.who", user=row.get("user"), host=row["host"]),
+            "what": row.get("part") or row.get("store"),
+            "when": say(words, "access_anomaly.off_hours") if row.get("off_hours") else "",
+        }
+        if row.get("reason") == "bulk export":
+            return _export(row, words, said)
+        if row.get("reason") == "whole share":
+            return _share(row, words, said)
+        return _volume(row, words, said)
+
+
+def _export(row: Mapping[str, Any], words: Words | None, said: dict[str, Any]) -> str:
+    why = (
+        "first_export" if row.get("new_to_it")
+        else "recurring" if row.get("prior_days")
+        else "no_history"
+    )  # fmt: skip
+    return say(
+        words, "access_anomaly.export", **said,
+        rows=_rows(row.get("rows"), words), size=(words or PLAIN).size(row.get("bytes")),
+        remote=say(words, "access_anomaly.remote") if row.get("remote") else "",
+        why=say(words, f"access_anomaly.{why}"),
+    )  # fmt: skip
+
+
+def _share(row: Mapping[str, Any], words: Words | None, said: dict[str, Any]) -> str:
+    fraction = row.get("store_fraction")
+    return say(
+        words, "access_anomaly.share", **said, files=row.get("files"), known=row.get("known_files"),
+        bytes=say(words, "access_anomaly.share_bytes", fraction=fraction) if fraction else "",
+        first=say(words, "access_anomaly.first_read") if row.get("new_to_it") else "",
+    )  # fmt: skip
+
+
+def _volume(row: Mapping[str, Any], words: Words | None, said: dict[str, Any]) -> str:
+    rows = row.get("rows")
+    biggest = ""
+    if row.get("reason") == "oversized read":
+        biggest = say(
+            words, "access_anomaly.biggest",
+            largest=_rows(row.get("largest"), words), usual=_rows(row.get("usual_largest"), words),
+        )  # fmt: skip
+    return say(
+        words, "access_anomaly.volume", **said,
+        amount=_rows(rows, words) if rows else (words or PLAIN).size(row.get("bytes")),
+        ratio=row.get("ratio") or 0, usual=row.get("usual") or 0, biggest=biggest,
+    )  # fmt: skip
 
 
 def _hour(ts: ir.TimestampValue) -> ir.IntegerValue:
@@ -339,5 +354,5 @@ def _part(ratio: Any, decades: float) -> Any:
     return ibis.least(value, 1.0)
 
 
-def _count(n: Any, unit: str) -> str:
-    return f"{int(n or 0):,} {unit}"
+def _rows(n: Any, words: Words | None) -> str:
+    return say(words, "access_anomaly.rows", n=int(n or 0))

@@ -31,7 +31,8 @@ from typing import Any, ClassVar
 import ibis
 import ibis.expr.types as ir
 
-from hemostat.detect.context import Context, Window, match_any, size, tiebreak
+from hemostat.detect.context import Context, Window, match_any, tiebreak
+from hemostat.detect.words import PLAIN, Words, say
 from hemostat.schema import Kind
 
 PAIR = ("host", "destination", "dst_port")
@@ -278,28 +279,35 @@ class Beaconing:
 
     # ---- explanation ---------------------------------------------------------------------
 
-    def explain(self, row: Mapping[str, Any]) -> str:
+    def explain(self, row: Mapping[str, Any], words: Words | None = None) -> str:
         period, mad = float(row["period_s"]), float(row["gap_mad_s"])
         share = float(row["size_mode_share"])
-        how = f"{'always' if share >= 0.99 else f'{100 * share:.0f} % of them'} "
+        how = (
+            say(words, "beaconing.always")
+            if share >= 0.99
+            else say(words, "beaconing.share", share=100 * share)
+        )
         name = (
-            f" ({row['name']}, looked up by {row['name_hosts']} hosts)" if row.get("name") else ""
+            say(words, "beaconing.name", name=row["name"], hosts=row["name_hosts"])
+            if row.get("name")
+            else ""
         )
         seen = (
-            f"seen on {row['days_seen']} earlier day(s)" if row["days_seen"]
-            else "never seen before" if row["new_pair"]
-            else "no history to compare"
+            say(words, "beaconing.seen", days=row["days_seen"]) if row["days_seen"]
+            else say(words, "beaconing.new") if row["new_pair"]
+            else say(words, "beaconing.no_history")
         )  # fmt: skip
-        known = "; destination known to the inventory" if row["known_destination"] else ""
-        return (
-            f"{row['host']} called {row['destination']}:{row['dst_port']}{name} "
-            f"{row['connections']} times every {_duration(period)} (MAD {_duration(mad)}), "
-            f"{how}{size(row['size_mode'])} out, in {row['active_hours']} of "
-            f"{row['observed_hours']} hours; {row['dst_hosts']} of {row['site_hosts']} site "
-            f"hosts reach it{known}; {seen}; beacon score {row['beacon_score']:.0f} "
-            f"(timing {row['timing_score']:.2f}, size {row['size_score']:.2f}, "
-            f"hours {row['hours_score']:.2f}, count {row['count_score']:.2f})."
-        )
+        return say(
+            words, "beaconing.sentence",
+            host=row["host"], destination=row["destination"], port=row["dst_port"], name=name,
+            connections=row["connections"], period=_duration(period, words),
+            mad=_duration(mad, words), how=how, size=(words or PLAIN).size(row["size_mode"]),
+            active=row["active_hours"], observed=row["observed_hours"],
+            reaching=row["dst_hosts"], site=row["site_hosts"],
+            known=say(words, "beaconing.known") if row["known_destination"] else "",
+            seen=seen, score=row["beacon_score"], timing=row["timing_score"],
+            sizes=row["size_score"], hours=row["hours_score"], count=row["count_score"],
+        )  # fmt: skip
 
 
 def _flows(ctx: Context, span: timedelta, full: bool = False) -> ir.Table:
@@ -352,9 +360,9 @@ def _known_networks(ctx: Context) -> list[str]:
     return [n for n in nets if not inv.is_internal(n.split("/")[0])]
 
 
-def _duration(seconds: float) -> str:
+def _duration(seconds: float, words: Words | None) -> str:
     if seconds < 10:
-        return f"{seconds:.1f} s"
+        return say(words, "beaconing.tenths", seconds=seconds)
     if seconds < 600:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min"
+        return say(words, "beaconing.seconds", seconds=seconds)
+    return say(words, "beaconing.minutes", minutes=seconds / 60)

@@ -31,7 +31,8 @@ from typing import Any, ClassVar
 import ibis
 import ibis.expr.types as ir
 
-from hemostat.detect.context import Context, size
+from hemostat.detect.context import Context
+from hemostat.detect.words import PLAIN, Words, say
 from hemostat.schema import Kind
 
 #: characters whose frequencies make the entropy (any other character counts as one symbol)
@@ -308,20 +309,19 @@ class DnsTunnel:
 
     # ---- explanation ---------------------------------------------------------------------
 
-    def explain(self, row: Mapping[str, Any]) -> str:
+    def explain(self, row: Mapping[str, Any], words: Words | None = None) -> str:
         who = (
-            f"Resolver {row['host']} (no client seen asking)"
+            say(words, "dns_tunnel.resolver", host=row["host"])
             if row.get("resolver")
             else str(row["host"])
         )
-        qtypes = ", ".join(row.get("qtypes") or [])
-        return (
-            f"{who} asked {row['unique_names']:,} unique names under {row['domain']} "
-            f"({row['queries']:,} queries, up to {row['qps_peak']:.1f}/s over 5 min; {qtypes}), "
-            f"{size(row['bytes_out'])} encoded in names {row['mean_name_length']:.0f} "
-            f"characters long on average with {row['entropy'] or 0:.1f} bits of entropy; "
-            f"{row['domain_hosts']} internal host(s) ask this domain."
-        )
+        return say(
+            words, "dns_tunnel.sentence",
+            who=who, names=row["unique_names"], domain=row["domain"], queries=row["queries"],
+            peak=row["qps_peak"], qtypes=", ".join(row.get("qtypes") or []),
+            size=(words or PLAIN).size(row["bytes_out"]), length=row["mean_name_length"],
+            entropy=row["entropy"] or 0, hosts=row["domain_hosts"],
+        )  # fmt: skip
 
 
 def _entropy(counts: ir.Table, symbols: int) -> ir.FloatingValue:

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import ibis
 import ibis.expr.types as ir
 
-from hemostat.detect.context import Context, size, tiebreak
+from hemostat.detect.context import Context, tiebreak
+from hemostat.detect.words import PLAIN, Words, moment, say
 from hemostat.schema import Kind
 
 #: the /24 of an IPv4 address, or the first three groups of an IPv6 address (as text)
@@ -297,36 +298,58 @@ class EgressVolume:
 
     # ---- explanation -------------------------------------------------------------------
 
-    def explain(self, row: Mapping[str, Any]) -> str:
+    def explain(self, row: Mapping[str, Any], words: Words | None = None) -> str:
         tops = row.get("top_destinations") or []
-        dests = ", ".join(f"{d['destination']} ({size(d['bytes'])})" for d in tops[:3])
+        size = (words or PLAIN).size
+        dests = ", ".join(
+            say(
+                words,
+                "egress_volume.destination",
+                destination=d["destination"],
+                size=size(d["bytes"]),
+            )
+            for d in tops[:3]
+        )
         ratio = float(row["ratio"])
-        times = f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
-        return (
-            f"{row['host']} sent {size(row['bytes_out'])} to the Internet in "
-            f"{row['window_hours']} h up to {_clock(row.get('window_end'))}, {times} the "
-            f"expected {size(row['expected_bytes'])} ({self._baselines(row)}); "
-            f"top destinations {dests}."
-        )
+        times = "times_many" if ratio >= 10 else "times_few"
+        return say(
+            words, "egress_volume.sentence",
+            host=row["host"], size=size(row["bytes_out"]), hours=row["window_hours"],
+            end=moment(words, row.get("window_end")),
+            times=say(words, f"egress_volume.{times}", ratio=ratio),
+            expected=size(row["expected_bytes"]), own=self._own_baseline(row, words),
+            peers=self._peer_baseline(row, words), destinations=dests,
+        )  # fmt: skip
 
-    def _baselines(self, row: Mapping[str, Any]) -> str:
-        if row.get("baseline") == "own history":
-            own = f"own median {size(row.get('own_median'))}, MAD {size(row.get('own_mad'))}"
-            if row.get("how_median") is not None:
-                own += f", {size(row['how_median'])} at this hour of the week"
-            elif row.get("hod_median") is not None:
-                own += f", {size(row['hod_median'])} at this hour of the day"
-        else:
-            own = "no own history"
+    def _own_baseline(self, row: Mapping[str, Any], words: Words | None) -> str:
+        if row.get("baseline") != "own history":
+            return say(words, "egress_volume.no_own")
+        size = (words or PLAIN).size
+        figures = {"median": size(row.get("own_median")), "mad": size(row.get("own_mad"))}
+        if row.get("how_median") is not None:
+            return say(words, "egress_volume.own_week", typical=size(row["how_median"]), **figures)
+        if row.get("hod_median") is not None:
+            return say(words, "egress_volume.own_day", typical=size(row["hod_median"]), **figures)
+        return say(words, "egress_volume.own", **figures)
+
+    def _peer_baseline(self, row: Mapping[str, Any], words: Words | None) -> str:
+        size = (words or PLAIN).size
         n = row.get("peer_hosts") or 0
-        peers = (
-            f"{row.get('peer_group')} group ({n} host{'' if n == 1 else 's'})"
-            f"{' at this hour of the day' if row.get('peer_by_hour') else ''}: "
-            f"median {size(row.get('peer_median'))}, MAD {size(row.get('peer_mad'))}"
-        )
+        group = str(row.get("peer_group"))
+        if group.startswith("net "):
+            group = say(words, "egress_volume.net", prefix=group.removeprefix("net "))
+        quantile = ""
         if n >= self.min_peers:
-            peers += f", p{round(100 * self.peer_quantile)} {size(row.get('peer_quantile'))}"
-        return f"{own}; {peers}"
+            quantile = say(
+                words, "egress_volume.quantile",
+                q=round(100 * self.peer_quantile), size=size(row.get("peer_quantile")),
+            )  # fmt: skip
+        return say(
+            words, "egress_volume.peers",
+            group=group, hosts=say(words, f"egress_volume.{'host' if n == 1 else 'hosts'}", n=n),
+            hour=say(words, "egress_volume.at_hour") if row.get("peer_by_hour") else "",
+            median=size(row.get("peer_median")), mad=size(row.get("peer_mad")), quantile=quantile,
+        )  # fmt: skip
 
 
 # ---- sub-expressions -----------------------------------------------------------------------
@@ -388,10 +411,3 @@ def _robust(t: ir.Table, keys: list[str]) -> ir.Table:
     return med.join(mad, keys).mutate(
         median=ibis._.median.cast("float64"), mad=ibis._.mad.cast("float64")
     )
-
-
-def _clock(value: Any) -> str:
-    if isinstance(value, datetime):
-        v = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return str(value)

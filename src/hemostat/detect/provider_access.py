@@ -30,6 +30,7 @@ import ibis
 import ibis.expr.types as ir
 
 from hemostat.detect.context import Context, match_any, stamp
+from hemostat.detect.words import Words, moment, say
 from hemostat.inventory import Inventory, Provider
 from hemostat.schema import Kind
 
@@ -408,26 +409,42 @@ class ProviderAccess:
 
     # ---- the sentence ---------------------------------------------------------------------
 
-    def explain(self, row: Mapping[str, Any]) -> str:
-        who = row.get("account") or ", ".join(row.get("accounts") or []) or "an unknown account"
-        where = f" from {row['destination']}" if row.get("destination") else ""
-        breaches = []
-        if row.get("source_outside"):
-            breaches.append("an address outside its declared ranges")
-        if row.get("off_hours"):
-            breaches.append("outside its hours")
-        if row.get("outside_hosts"):
-            breaches.append("reaching " + ", ".join(row["outside_hosts"]) + " (not declared)")
-        if row.get("undeclared_account"):
-            breaches.append("with an account it did not declare")
-        if row.get("lateral"):
-            breaches.append("then moving on to " + ", ".join(row["lateral"]))
-        if row.get("new_hosts"):
-            breaches.append(f"{row['new_hosts']} host(s) it never reached before")
-        return (
-            f"Supplier {row.get('provider')} session by {who}{where} via {row['host']} at "
-            f"{_local(row['ts'])}: " + "; ".join(breaches or ["inside its envelope"]) + "."
+    def explain(self, row: Mapping[str, Any], words: Words | None = None) -> str:
+        who = (
+            row.get("account")
+            or ", ".join(row.get("accounts") or [])
+            or say(words, "provider_access.unknown_account")
         )
+        source = (
+            say(words, "provider_access.source", address=row["destination"])
+            if row.get("destination")
+            else ""
+        )
+        breaches = _breaches(row, words) or [say(words, "provider_access.none")]
+        return say(
+            words, "provider_access.sentence",
+            provider=row.get("provider"), who=who, source=source, host=row["host"],
+            when=moment(words, row["ts"]), breaches=say(words, "sep").join(breaches),
+        )  # fmt: skip
+
+
+def _breaches(row: Mapping[str, Any], words: Words | None) -> list[str]:
+    """What the session did outside what its supplier declared, in words."""
+    said = [
+        say(words, f"provider_access.{flag}")
+        for flag in ("source_outside", "off_hours")
+        if row.get(flag)
+    ]
+    if row.get("outside_hosts"):
+        hosts = ", ".join(row["outside_hosts"])
+        said.append(say(words, "provider_access.outside_hosts", hosts=hosts))
+    if row.get("undeclared_account"):
+        said.append(say(words, "provider_access.undeclared_account"))
+    if row.get("lateral"):
+        said.append(say(words, "provider_access.lateral", hosts=", ".join(row["lateral"])))
+    if row.get("new_hosts"):
+        said.append(say(words, "provider_access.new_hosts", n=row["new_hosts"]))
+    return said
 
 
 def _add(session: ir.Table, facts: ir.Table) -> ir.Table:
@@ -454,10 +471,6 @@ def _split(inventory: Inventory, networks: list[str]) -> tuple[list[str], list[s
         net = ipaddress.ip_network(n, strict=False)
         (pool if inventory.is_internal(str(net.network_address)) else outside).append(n)
     return outside, pool
-
-
-def _local(ts: Any) -> str:
-    return ts.strftime("%Y-%m-%d %H:%M UTC") if hasattr(ts, "strftime") else str(ts)
 
 
 def _empty(ctx: Context) -> ir.Table:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import ibis
 import ibis.expr.types as ir
 
-from hemostat.detect.context import Context, match_any, size, tiebreak
+from hemostat.detect.context import Context, match_any, tiebreak
+from hemostat.detect.words import PLAIN, Words, moment, say
 from hemostat.schema import Kind
 
 _DAY = 86_400.0
@@ -203,34 +204,43 @@ class RareDestination:
 
     # ---- explanation -------------------------------------------------------------------------
 
-    def explain(self, row: Mapping[str, Any]) -> str:
-        name = f" ({row['name']})" if row.get("name") else ""
+    def explain(self, row: Mapping[str, Any], words: Words | None = None) -> str:
         more = int(row.get("n_addresses") or 1) - 1
-        also = f" and {more} other rare address(es) of {row['group']}" if more else ""
-        text = (
-            f"{row['host']} sent {size(row['bytes_out'])} in {row['flows']} flow(s) to "
-            f"{row['destination']}{name}{also}, a destination only {row['dst_hosts']} of "
-            f"{row['active_hosts']} internal hosts talked to, first seen {_when(row['first_seen'])}"
-        )
+        first = row["first_seen"]
+        return say(
+            words, "rare_destination.sentence",
+            host=row["host"], size=(words or PLAIN).size(row["bytes_out"]), flows=row["flows"],
+            destination=row["destination"],
+            name=say(words, "rare_destination.name", name=row["name"]) if row.get("name") else "",
+            also=(
+                say(words, "rare_destination.also", n=more, group=row["group"]) if more else ""
+            ),
+            reaching=row["dst_hosts"], active=row["active_hosts"],
+            first=(
+                say(words, "rare_destination.in_window") if first is None
+                else say(words, "rare_destination.first", when=moment(words, first))
+            ),
+            notes="".join(self._notes(row, words)),
+        )  # fmt: skip
+
+    def _notes(self, row: Mapping[str, Any], words: Words | None) -> list[str]:
+        """What tempers or sharpens the novelty, each a clause of its own."""
+        notes = []
         if row.get("known_by") == "domain":
-            text += (
-                f"; rare but known: {row['domain_hosts']} hosts resolve names of {row['domain']}"
-            )
+            hosts, domain = row["domain_hosts"], row["domain"]
+            notes.append(say(words, "rare_destination.known_domain", hosts=hosts, domain=domain))
         elif row.get("known_by"):
-            text += (
-                f"; rare but known: an address of {row['group']} serves {row['net16_peak']} hosts"
-            )
+            hosts, group = row["net16_peak"], row["group"]
+            notes.append(say(words, "rare_destination.known_network", hosts=hosts, group=group))
         if row.get("expected_range"):
-            text += (
-                f"; it lies in the range of expected transfer '{row['expected_range']}', "
-                "whose source is another host"
-            )
+            notes.append(say(words, "rare_destination.expected_range", name=row["expected_range"]))
         before = row.get("host_sent_before") or 0
         if row.get("history") and before * 100 < (row["bytes_out"] or 0):
-            text += f"; this host had sent only {size(before)} to the Internet before"
+            size = (words or PLAIN).size(before)
+            notes.append(say(words, "rare_destination.quiet_before", size=size))
         if (row.get("fanout") or 0) > self.fanout_free:
-            text += f"; the host reaches {row['fanout']} rare addresses, so novelty counts less"
-        return text + "."
+            notes.append(say(words, "rare_destination.fanout", n=row["fanout"]))
+        return notes
 
 
 # ---- building blocks --------------------------------------------------------------------------
@@ -338,10 +348,3 @@ def _days(later: ir.TimestampValue, then: ir.TimestampValue) -> ir.FloatingValue
 
 def _clip(value: ir.NumericValue, low: float, high: float) -> ir.FloatingValue:
     return ibis.least(ibis.greatest(value, low), high).cast("float64")
-
-
-def _when(value: Any) -> str:
-    if isinstance(value, datetime):
-        moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        return moment.strftime("%Y-%m-%d %H:%M UTC")
-    return "in this window" if value is None else str(value)

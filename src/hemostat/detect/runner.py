@@ -201,11 +201,13 @@ def save(store: Store, findings: list[Finding]) -> int:
     return new
 
 
-def load(store: Store) -> list[Finding]:
-    """Every stored finding, oldest first."""
+def load(store: Store, ids: Sequence[str] | None = None) -> list[Finding]:
+    """The stored findings (those of ``ids``, or every one), oldest first."""
+    where = "" if ids is None else "WHERE list_contains(?::VARCHAR[], id) "
     rows = store.con.execute(
         "SELECT id, detector, kind, ts, end_ts, host, destination, score, bytes_out, attack, "
-        "summary, hosts, expected, evidence FROM findings ORDER BY ts, id"
+        f"summary, hosts, expected, evidence FROM findings {where}ORDER BY ts, id",
+        [] if ids is None else [list(ids)],
     ).fetchall()
     return [
         Finding(

@@ -32,7 +32,8 @@ from typing import Any, ClassVar
 import ibis
 import ibis.expr.types as ir
 
-from hemostat.detect.context import Context, match_any, size
+from hemostat.detect.context import Context, match_any
+from hemostat.detect.words import PLAIN, Words, say
 from hemostat.schema import Kind
 
 #: SMB and NFS: how a host reads from a file server
@@ -294,22 +295,26 @@ class Staging:
 
     # ---- the sentence ---------------------------------------------------------------------
 
-    def explain(self, row: Mapping[str, Any]) -> str:
-        sources = ", ".join(
-            f"{size(s['bytes'])} from {s['store']}"
-            + (" (never read from before)" if s.get("new_client") else "")
-            for s in row.get("pulled_from") or []
-        )
-        targets = ", ".join(
-            f"{size(p['bytes'])} to {p['destination']}:{p['port']}"
-            + (" (outside)" if p.get("external") else "")
-            for p in sorted(row.get("pushed_to") or [], key=lambda p: -p["bytes"])
-        )
-        return (
-            f"{row['host']} pulled {sources}, {row['pull_ratio']:.0f}x the usual busiest hour, "
-            f"then {_after(int(row.get('gap_s') or 0))} sent {targets}, "
-            f"{row['push_ratio']:.0f}x usual."
-        )
+    def explain(self, row: Mapping[str, Any], words: Words | None = None) -> str:
+        pulled = [_source(s, words) for s in row.get("pulled_from") or []]
+        pushed = sorted(row.get("pushed_to") or [], key=lambda p: -p["bytes"])
+        return say(
+            words, "staging.sentence",
+            host=row["host"], sources=", ".join(pulled), pull=row["pull_ratio"],
+            after=_after(int(row.get("gap_s") or 0), words),
+            targets=", ".join(_target(p, words) for p in pushed), push=row["push_ratio"],
+        )  # fmt: skip
+
+
+def _source(source: Mapping[str, Any], words: Words | None) -> str:
+    key = "staging.source_new" if source.get("new_client") else "staging.source"
+    return say(words, key, size=(words or PLAIN).size(source["bytes"]), store=source["store"])
+
+
+def _target(target: Mapping[str, Any], words: Words | None) -> str:
+    key = "staging.target_outside" if target.get("external") else "staging.target"
+    size = (words or PLAIN).size(target["bytes"])
+    return say(words, key, size=size, destination=target["destination"], port=target["port"])
 
 
 def _peers(t: ir.Table, actor: str, group: str, min_peers: int, quantile: float) -> ir.Table:
@@ -349,9 +354,9 @@ def _part(ratio: ir.NumericValue, decades: float) -> ir.FloatingValue:
     return ibis.least(value, 1.0)
 
 
-def _after(seconds: int) -> str:
+def _after(seconds: int, words: Words | None) -> str:
     if seconds < 60:
-        return "within a minute"
+        return say(words, "staging.at_once")
     if seconds < 3600:
-        return f"{seconds // 60} min later"
-    return f"{seconds / 3600:.1f} h later"
+        return say(words, "staging.minutes", minutes=seconds // 60)
+    return say(words, "staging.hours", hours=seconds / 3600)

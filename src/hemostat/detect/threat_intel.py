@@ -25,7 +25,8 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from hemostat.detect.context import NOT_ROUTED, Context, match_network, size, tiebreak
+from hemostat.detect.context import NOT_ROUTED, Context, match_network, tiebreak
+from hemostat.detect.words import PLAIN, Words, say
 from hemostat.intel import Indicator, load
 from hemostat.schema import Kind
 
@@ -180,33 +181,26 @@ class ThreatIntel:
 
     # ---- explanation -------------------------------------------------------------------------
 
-    def explain(self, row: Mapping[str, Any]) -> str:
-        host, dest, flows = row["host"], row["destination"], row.get("flows") or 0
-        listed = f"indicator {row['indicator']} ({row['source']})"
-        sent = size(row["bytes_out"])
-        if row["match"] == "flow" and row.get("direction") == "outbound":
-            return f"{host} sent {sent} in {flows} flow(s) to {dest}, which matches {listed}."
+    def explain(self, row: Mapping[str, Any], words: Words | None = None) -> str:
+        said = {
+            "host": row["host"], "destination": row["destination"],
+            "flows": row.get("flows") or 0, "size": (words or PLAIN).size(row["bytes_out"]),
+            "listed": say(
+                words, "threat_intel.listed", indicator=row["indicator"], source=row["source"]
+            ),
+        }  # fmt: skip
         if row["match"] == "flow":
-            return (
-                f"{dest}, which matches {listed}, opened {flows} flow(s) to {host}; "
-                f"it answered with {sent}."
-            )
+            outbound = row.get("direction") == "outbound"
+            return say(words, f"threat_intel.{'sent' if outbound else 'received'}", **said)
         names = row.get("names") or 1
-        looked = f"{host} looked up {row['name']}" + (
-            f" and {names - 1} other name(s)" if names > 1 else ""
-        )
-        looked += f" ({row['lookups']} lookups)"
-        if row["match"] == "answer":
-            return f"{looked} and got {dest}, which matches {listed}; no flow to it was seen."
-        looked += f" under {listed}"
-        if row["match"] == "lookup+flow":
-            return (
-                f"{looked}, then sent {sent} in {flows} flow(s) to "
-                f"{', '.join(row.get('addresses') or [])}."
-            )
-        if row["match"] == "tunnel":
-            return f"{looked}: a DNS tunnel carrying {sent} in the names themselves."
-        return f"{looked}; no data was sent to it."
+        others = say(words, "threat_intel.others", n=names - 1) if names > 1 else ""
+        said["looked"] = say(
+            words, "threat_intel.looked",
+            host=row["host"], name=row["name"], others=others, lookups=row["lookups"],
+        )  # fmt: skip
+        said["addresses"] = ", ".join(row.get("addresses") or [])
+        case = {"answer": "answer", "lookup+flow": "flows", "tunnel": "tunnel"}
+        return say(words, f"threat_intel.{case.get(row['match'], 'lookup')}", **said)
 
 
 # ---- matching ---------------------------------------------------------------------------------

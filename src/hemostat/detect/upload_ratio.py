@@ -27,7 +27,8 @@ from typing import Any, ClassVar
 import ibis
 import ibis.expr.types as ir
 
-from hemostat.detect.context import Context, size, tiebreak
+from hemostat.detect.context import Context, tiebreak
+from hemostat.detect.words import PLAIN, Words, say
 from hemostat.schema import Kind
 
 #: the /24 of an IPv4 address, or the first three groups of an IPv6 address (as text)
@@ -185,24 +186,30 @@ class UploadRatio:
 
     # ---- explanation -------------------------------------------------------------------
 
-    def explain(self, row: Mapping[str, Any]) -> str:
+    def explain(self, row: Mapping[str, Any], words: Words | None = None) -> str:
         labels = (
-            ("this pair before", "pair_history_pcr"),
-            ("its other Internet traffic", "host_other_pcr"),
-            (f"{row.get('peer_group')} peers", "peer_pcr"),
-            ("other hosts uploading there", "network_pcr"),
+            (say(words, "upload_ratio.pair"), "pair_history_pcr"),
+            (say(words, "upload_ratio.other"), "host_other_pcr"),
+            (say(words, "upload_ratio.peers", group=row.get("peer_group")), "peer_pcr"),
+            (say(words, "upload_ratio.network"), "network_pcr"),
         )
-        known = [(name, float(row[col])) for name, col in labels if row.get(col) is not None]
+        known = [
+            say(words, "upload_ratio.item", label=label, value=float(row[col]))
+            for label, col in labels
+            if row.get(col) is not None
+        ]
         basis = (
-            ", ".join(f"{name} {v:+.2f}" for name, v in known)
+            say(words, "upload_ratio.basis", items=", ".join(known))
             if known
-            else "no earlier traffic to compare with"
+            else say(words, "upload_ratio.no_basis")
         )
-        return (
-            f"{row['host']} sent {size(row['bytes_out'])} to {row['destination']} and its "
-            f"network and received {size(row.get('bytes_in'))}: producer-consumer ratio "
-            f"{float(row['pcr']):+.3f} where {basis} (shift {float(row['shift']):+.2f})."
-        )
+        size = (words or PLAIN).size
+        return say(
+            words, "upload_ratio.sentence",
+            host=row["host"], size=size(row["bytes_out"]), destination=row["destination"],
+            received=size(row.get("bytes_in")), pcr=float(row["pcr"]), basis=basis,
+            shift=float(row["shift"]),
+        )  # fmt: skip
 
 
 # ---- sub-expressions -----------------------------------------------------------------------

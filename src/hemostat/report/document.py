@@ -15,7 +15,7 @@ from markupsafe import Markup
 from hemostat.report import wording
 from hemostat.report.bundle import Bundle
 from hemostat.report.charts import timeline_svg
-from hemostat.report.lang import Lang
+from hemostat.report.lang import Code, Lang
 from hemostat.report.lineage import layout
 from hemostat.report.notification import Contact, Notice, action_time, sorted_actions
 from hemostat.scope.model import Destination, Scope
@@ -76,12 +76,17 @@ def context(
     contact: Contact | None,
     bundle: Bundle | None,
     now: datetime,
+    *,
+    summary: str | None = None,
 ) -> dict[str, Any]:
-    """Everything the templates read; sentences are composed here, once for both formats."""
+    """Everything the templates read; sentences are composed here, once for both formats.
+    ``summary``: the detection summary in ``lang`` (default: the stored English one)."""
     contact = contact or Contact()
     if contact.organisation is None:
         contact = replace(contact, organisation=scope.site)
     top, rest = _destinations(scope.egress.destinations)
+    summary = scope.incident.summary if summary is None else summary
+    english = lang.code is not Code.EN and summary == scope.incident.summary
     return {
         "L": lang,
         "s": scope,
@@ -106,6 +111,8 @@ def context(
         "top": top,
         "rest": rest,
         "contained_at": action_time(notice.containment) if notice.containment else None,
+        "summary": summary,
+        "summary_label": lang.t("nature.summary_english" if english else "nature.summary"),
     }
 
 

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import enum
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hemostat.config import Settings
 from hemostat.errors import ConfigError
-from hemostat.report import document
+from hemostat.report import document, findings
 from hemostat.report.bundle import Bundle
 from hemostat.report.lang import load
 from hemostat.report.notification import Contact, NotificationType, notice
+from hemostat.schema import Finding
 from hemostat.scope.model import Scope
 
 
@@ -38,18 +40,23 @@ def render(
     bundle: Bundle | None = None,
     dpo: Contact | None = None,
     notification: NotificationType | str | None = None,
+    found: Sequence[Finding] = (),
+    settings: Settings | None = None,
 ) -> Path:
     """Write the report of ``scope`` to ``path`` (format from the suffix); returns ``path``.
 
     ``notification`` forces an initial or complementary notification; by default it is
     complementary when every category reached is proven by the access log, else initial.
+    ``found``: the incident's stored findings, to word its detection summary in ``lang``
+    (with ``settings``' detector thresholds); without them it is quoted in English.
     """
     path = Path(path)
     fmt = _format(path)
     words = load(lang, scope.timezone)
     now = datetime.now(UTC)
     facts = notice(scope, notification, now)
-    ctx = document.context(scope, words, facts, dpo, bundle, now)
+    summary = findings.summary(scope.incident, found, words, settings)
+    ctx = document.context(scope, words, facts, dpo, bundle, now, summary=summary)
     charts = document.charts_svg(scope, words, facts)
     _WRITERS[fmt](path, ctx, charts)
     return path

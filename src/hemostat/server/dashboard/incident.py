@@ -17,6 +17,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from hemostat.report import findings
 from hemostat.report.lang import Lang
 from hemostat.server.dashboard import (
     incident_chart,
@@ -37,6 +38,7 @@ for _part in (incident_evidence, incident_scope, incident_contain, incident_repo
 @router.get("/incidents/{ident}")
 def incident_page(request: Request, viewer: ViewerDep, ident: str) -> Response:
     words = lang(request)
+    settings = collector(request).settings
     with reader(request) as store:
         listed = find(store, ident)
         if listed is None:
@@ -46,8 +48,11 @@ def incident_page(request: Request, viewer: ViewerDep, ident: str) -> Response:
         chart = incident_chart.spec(store, s, contained, words)
         tables = incident_evidence.tables(store, s)
         answer = incident_scope.cached(store, listed)
+    summary = findings.summary(s.incident, s.findings, words, settings)
+    sentences = {f.id: findings.sentence(f, words, settings) for f in s.findings}
     return page(request, viewer, "incident.html.j2", subj=s, i=s.incident, contained=contained,
                 chart=chart, tables=tables, answer=answer, status_word=_status(words, s.status),
+                summary=summary, sentences=sentences,
                 lineage=incident_scope.lineage_svg(answer, words) if answer else None,
                 duration=s.incident.end - s.incident.start)  # fmt: skip
 

@@ -6,23 +6,18 @@ contained. Every query runs on the request's own read cursor (``views.reader``).
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from hemostat.detect.runner import load
 from hemostat.incidents import Listed, listing
 from hemostat.inventory import Inventory
-from hemostat.schema import Finding, Incident, Kind
+from hemostat.schema import Finding, Incident
 from hemostat.scope import egress
 from hemostat.scope.reads import accounts
 from hemostat.store import Store
 
-_FINDINGS_SQL = """
-SELECT id, detector, kind, ts, end_ts, host, destination, score, bytes_out, attack, summary,
-       hosts, expected, evidence
-FROM findings WHERE list_contains(?::VARCHAR[], id) ORDER BY ts, id
-"""
 #: the first successful apply of a containment step on the incident's hosts, destinations
 #: or the whole site, from the incident's start (the audit log mirrored into ``actions``)
 _CONTAINED_SQL = """
@@ -87,16 +82,7 @@ def targets(site: Inventory, incident: Incident) -> tuple[tuple[str, ...], tuple
 
 
 def findings(store: Store, incident: Incident) -> list[Finding]:
-    rows = store.con.execute(_FINDINGS_SQL, [list(incident.findings)]).fetchall()
-    return [
-        Finding(
-            id=r[0], detector=r[1], kind=Kind(r[2]), ts=r[3].astimezone(UTC),
-            end_ts=r[4].astimezone(UTC), host=r[5], destination=r[6], score=float(r[7]),
-            bytes_out=int(r[8] or 0), attack=tuple(r[9] or ()), summary=r[10] or "",
-            hosts=tuple(r[11] or ()), expected=r[12], evidence=_evidence(r[13]),
-        )
-        for r in rows
-    ]  # fmt: skip
+    return load(store, incident.findings)
 
 
 def contained_at(store: Store, incident: Incident) -> datetime | None:
@@ -138,10 +124,3 @@ def _internal(site: Inventory, value: str) -> bool:
         net.version == n.version and net.subnet_of(n)  # type: ignore[arg-type]
         for n in (ipaddress.ip_network(i, strict=False) for i in site.internal)
     )
-
-
-def _evidence(value: Any) -> dict[str, Any]:
-    if isinstance(value, str) and value:
-        loaded = json.loads(value)
-        return loaded if isinstance(loaded, dict) else {}
-    return value if isinstance(value, dict) else {}

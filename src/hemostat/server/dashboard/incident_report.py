@@ -19,10 +19,10 @@ from hemostat.report import Bundle, render, write_bundle
 from hemostat.report.lang import Code
 from hemostat.scope import Scope
 from hemostat.server.dashboard import views
-from hemostat.server.dashboard.incident_data import find
+from hemostat.server.dashboard.incident_data import find, findings
 from hemostat.server.dashboard.incident_scope import scoped
 from hemostat.server.dashboard.session import Viewer, ViewerDep
-from hemostat.server.dashboard.views import page, reader
+from hemostat.server.dashboard.views import collector, page, reader
 from hemostat.store import Store
 
 router = APIRouter(include_in_schema=False)
@@ -45,7 +45,10 @@ def report(
         answer = scoped(request, store, listed)
         bundle = _bundle(store, answer, Path(tmp))
         name = f"{ident}-report-{code}.{suffix}"
-        data = render(answer, Path(tmp) / name, code, bundle=bundle).read_bytes()
+        found = findings(store, listed.incident)
+        settings = collector(request).settings
+        path = render(answer, Path(tmp) / name, code, bundle=bundle, found=found, settings=settings)
+        data = path.read_bytes()
     return _download(data, TYPES[suffix], name)
 
 
