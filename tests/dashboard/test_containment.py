@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -14,8 +15,12 @@ import pytest
 
 from hemostat import inventory
 from hemostat.audit import AuditLog
-from hemostat.report.lang import load
+from hemostat.contain.plan import WARNINGS
+from hemostat.report.lang import Lang, load
+from hemostat.server import Refused
 from hemostat.server.auth import Role, Tokens
+from hemostat.server.dashboard.containment import refusal
+from hemostat.server.dashboard.views import ui_words
 from hemostat.server.metrics import Seen
 from tests.dashboard.conftest import Site, TestClient, login
 
@@ -300,3 +305,62 @@ def test_fragments_need_a_session(client: TestClient) -> None:
         answer = client.get(path, follow_redirects=False)
         assert answer.status_code == 401 and answer.json()["field"] == "session"
     assert client.get("/containment", follow_redirects=False).status_code == 303
+
+
+def _refused(page: str) -> str:
+    found = re.search(r'<p class="error" role="alert" id="refused">(.*?)</p>', page, re.S)
+    assert found, page
+    return html.unescape(found[1])
+
+
+def test_a_refused_release_is_worded_in_the_pages_language(
+    client: TestClient, site: Site, agent: tuple[str, str]
+) -> None:
+    host, agent_token = agent
+    ident = isolate(client, site, host)
+    answer_all(client, agent_token, "failed")  # nothing to release
+    csrf = login(client, site.responder)  # a French site reads French
+    said = {}
+    for language in ("fr", "en"):
+        client.get(f"/lang/{language}?next=/containment")
+        for action in ("act-000000000000", ident):
+            answer = client.post(f"/containment/{action}/release",
+                                 data={"csrf": csrf, "reason": "x"})  # fmt: skip
+            said[language, action] = (answer.status_code, _refused(answer.text))
+    unknown, failed = "act-000000000000", ident
+    assert said["fr", unknown] == (404, "Levée refusée : aucune action de confinement "
+                                   f"{unknown} (liste : GET /api/v1/actions)")  # fmt: skip
+    assert said["fr", failed] == (409, f"Levée refusée : l'action {failed} est dans l'état "
+                                  "« échouée » : rien à lever")  # fmt: skip
+    assert said["en", unknown] == (404, "Release refused: no containment action "
+                                   f"{unknown} (GET /api/v1/actions)")  # fmt: skip
+    assert said["en", failed] == (409, f"Release refused: {failed} is failed: nothing to release")
+
+
+def _words(code: str) -> Lang:
+    words = load(code, "Europe/Paris")
+    return Lang(words.code, words.zone, {**words.words, "ui": ui_words(words.code)})
+
+
+@pytest.mark.parametrize(("refused", "fr"), [
+    (Refused(409, "no agent here", "target"), "no agent here"),  # no code: its English
+    (Refused(409, "no agent here", "target", code="nobody_knows"), "no agent here"),
+    (Refused(409, "no agent here", code="no_host_agent"), "no agent here"),  # a value missing
+    (Refused(404, "gone", code="unknown_action", values={"id": "act-1"}),
+     "aucune action de confinement act-1 (liste : GET /api/v1/actions)"),
+])  # fmt: skip
+def test_a_refusal_is_worded_from_its_code_or_else_shown_in_english(
+    refused: Refused, fr: str
+) -> None:
+    assert refusal(_words("fr"), refused) == fr
+
+
+def test_every_code_has_words_in_both_languages() -> None:
+    refusals = {"bad_ttl", "bad_target", "bad_kind", "target_not_in_incident", "no_host_agent",
+                "no_gateway_agent", "not_releasable", "unknown_action"}  # fmt: skip
+    for code in ("fr", "en"):
+        words = ui_words(_words(code).code)
+        assert set(words["refusal"]) == refusals
+        assert set(words["warning"]) == set(WARNINGS)
+    english = ui_words(_words("en").code)["warning"]
+    assert english == WARNINGS  # the English of the page is the API's

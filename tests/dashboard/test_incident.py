@@ -373,3 +373,104 @@ def test_the_findings_are_worded_in_the_page_language_and_old_ones_stay_english(
 
 def _summary(page: str) -> str:
     return next(text for a, text in marked(page, "id") if a["id"] == "summary")
+
+
+#: the collector's refusals and the plan's warnings as the incident's preview words them, by
+#: code, written out here for a French and an English page (the English is the API's message)
+_SAID = {
+    "no_host_agent": (
+        "aucun agent ne tourne sur 10.1.8.11 (aucun n'a été enrôlé avec --ip 10.1.8.11 ni "
+        "n'envoie depuis cette adresse) : isolez la machine avec `hemostat contain host` sur la "
+        "machine elle-même, ou bloquez à la passerelle ce avec quoi elle communique",
+        "no agent runs on 10.1.8.11 (none enrolled with --ip 10.1.8.11 or sending from it): "
+        "isolate it with `hemostat contain host` on the host itself, or block what it talks to "
+        "at the gateway",
+    ),
+    "no_gateway_agent": (
+        "aucun agent de passerelle n'a interrogé ce collecteur : une coupure du site ou un "
+        "blocage de destination s'exécute sur la passerelle Linux ; démarrez son agent avec "
+        "`hemostat agent --gateway`",
+        "no gateway agent has polled this collector: a site action runs on the Linux gateway; "
+        "start its agent with `hemostat agent --gateway`",
+    ),
+    "bad_ttl": (
+        "durée de validité « 3x » invalide : écrivez par exemple 90s, 30m, 12h ou 2d",
+        "bad time to live '3x': use e.g. 90s, 30m, 12h or 2d",
+    ),
+    "bad_kind": (
+        "type de confinement inconnu « bogus » : choisissez host, destination ou site",
+        "unknown containment kind 'bogus': choose host, destination or site",
+    ),
+    "target_not_in_incident": (
+        "10.1.99.99 n'est ni une machine ni une destination de {id} : confinez-la depuis la page "
+        "Confinement ou avec `hemostat contain`",
+        "10.1.99.99 is not a host or destination of {id}: contain it from the containment page "
+        "or with `hemostat contain`",
+    ),
+}
+_WARNED = {  # the warnings a cut of the hospital's egress can carry
+    "no_continuity": (
+        "aucune règle de continuité : le courrier entrant et tous les services exposés à "
+        "l'extérieur s'arrêtent",
+        "no continuity rule: incoming mail and every external service stop",
+    ),
+    "no_ipv6_range": (
+        "aucune plage IPv6 parmi les réseaux internes : le routage IPv6 n'est pas coupé",
+        "no IPv6 range among the internal networks: IPv6 forwarding is not cut",
+    ),
+}
+
+
+def _refusal(page: str) -> str:
+    return next(text for a, text in marked(page, "id") if a["id"] == "refused")
+
+
+def _note(page: str) -> str:
+    return next(text for a, text in marked(page, "id") if a["id"] == "no-carrier")
+
+
+def _warnings(page: str) -> list[str]:
+    found = re.search(r'<ul class="warnings" id="warnings">(.*?)</ul>', unescape(page), re.S)
+    return re.findall(r"<li>(.*?)</li>", found[1]) if found else []
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_each_refusal_and_warning_is_worded_in_the_pages_language(
+    client: TestClient, site: Site, language: str
+) -> None:
+    csrf = login(client, site.responder)  # a French site reads French
+    if language == "en":
+        english(client)
+    said = {code: texts[language == "en"] for code, texts in _SAID.items()}
+    url, ident = f"/incidents/{site.top_incident}/contain", site.top_incident
+    host = {"csrf": csrf, "kind": "host", "target": "10.1.8.11"}
+    refused = "Refused ({status}): {said}" if language == "en" else "Refusé ({status}) : {said}"
+
+    def shown(step: str, form: dict[str, str], status: int) -> str:
+        answer = client.post(f"{url}/{step}", data=form, follow_redirects=False)
+        assert answer.status_code == status, answer.text
+        assert "Traceback" not in answer.text
+        return answer.text
+
+    assert said["no_host_agent"] in _note(shown("preview", host, 200))
+    assert _refusal(shown("apply", {**host, "reason": ""}, 409)) == refused.format(
+        status=409, said=said["no_host_agent"])  # fmt: skip
+    cut = shown("preview", {"csrf": csrf, "kind": "site"}, 200)
+    assert said["no_gateway_agent"] in _note(cut)
+    codes = [w["code"] for w in _api_cut(client, site)["warning_codes"]]
+    assert codes and set(codes) <= set(_WARNED)
+    assert _warnings(cut) == [_WARNED[c][language == "en"] for c in codes]
+    for form, status, code in [
+        ({**host, "ttl": "3x"}, 422, "bad_ttl"),
+        ({"csrf": csrf, "kind": "bogus", "target": "10.1.8.11"}, 422, "bad_kind"),
+        ({**host, "target": "10.1.99.99"}, 422, "target_not_in_incident"),
+    ]:
+        text = said[code].format(id=ident)
+        assert _refusal(shown("preview", form, status)) == refused.format(status=status, said=text)
+
+
+def _api_cut(client: TestClient, site: Site) -> dict[str, Any]:
+    answer = client.post("/api/v1/contain", json={"kind": "site"},
+                         headers={"Authorization": f"Bearer {site.responder}"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())

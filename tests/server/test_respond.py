@@ -164,6 +164,101 @@ def test_no_agent_is_a_409_and_the_gateway_carries_site_cuts(site: Tokened) -> N
                      ("rollback", "rolled_back")]  # fmt: skip
 
 
+# ---- refusal and warning codes (the dashboard words them; the API keeps its English) -------
+
+#: every refusal of a contain or release request: (body, status, the exact English, field, code)
+REFUSALS = [
+    ({"kind": "host", "target": "10.1.2.3", "apply": True}, 409,
+     "no agent runs on 10.1.2.3 (none enrolled with --ip 10.1.2.3 or sending from it): isolate "
+     "it with `hemostat contain host` on the host itself, or block what it talks to at the "
+     "gateway", "target", "no_host_agent"),
+    ({"kind": "site", "apply": True}, 409,
+     "no gateway agent has polled this collector: a site action runs on the Linux gateway; "
+     "start its agent with `hemostat agent --gateway`", "kind", "no_gateway_agent"),
+    ({"kind": "host", "target": AGENT_IP, "ttl": "3x"}, 422,
+     "bad time to live '3x': use e.g. 90s, 30m, 12h or 2d", "ttl", "bad_ttl"),
+    ({"kind": "host", "target": "10.9.0.1"}, 422,
+     "10.9.0.1 is a management address (the collector): isolating it would cut every agent; "
+     "block destinations instead", "target", "bad_target"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "code", "message", "field", "name"), REFUSALS)
+def test_contain_refusals_keep_message_and_field_and_add_a_code(
+    site: Tokened, body: dict[str, Any], code: int, message: str, field: str, name: str
+) -> None:
+    with running(site.home) as client:
+        answer = contain(client, site.responder_text, **body)
+    assert answer.status_code == code
+    assert answer.json() == {"error": message, "field": field, "code": name}
+
+
+def test_release_refusals_have_codes_too(site: Tokened) -> None:
+    with running(site.home) as client:
+        unknown = client.post("/api/v1/release/act-000000000000",
+                              headers=bearer(site.responder_text))  # fmt: skip
+        sent = contain(client, site.responder_text, kind="host", target=AGENT_IP, apply=True)
+        [command] = poll(client, site.agent_text)
+        answer(client, site.agent_text, command["id"], "failed", "nft failed")
+        action = sent.json()["action"]
+        failed = client.post(f"/api/v1/release/{action}", headers=bearer(site.responder_text))
+    assert (unknown.status_code, unknown.json()) == (404, {
+        "error": "no containment action act-000000000000 (GET /api/v1/actions)", "field": "id",
+        "code": "unknown_action"})  # fmt: skip
+    assert (failed.status_code, failed.json()) == (409, {
+        "error": f"{action} is failed: nothing to release", "field": "action",
+        "code": "not_releasable"})  # fmt: skip
+
+
+def test_a_refusal_without_code_still_says_code_null(site: Tokened) -> None:
+    with running(site.home) as client:
+        answer = contain(client, "not-a-token", kind="site")
+    assert answer.status_code == 401
+    assert answer.json() == {"error": "unknown or revoked token", "field": "Authorization",
+                             "code": None}  # fmt: skip
+
+
+def test_the_dry_run_gives_each_warning_and_the_missing_agent_a_code(site: Tokened) -> None:
+    (site.home / "inventory.yaml").write_text(INVENTORY + "internal: [10.0.0.0/8]\n")  # no IPv6
+    with running(site.home) as client:
+        host = contain(client, site.responder_text, kind="host", target="10.1.2.3").json()
+        cut = contain(client, site.responder_text, kind="site").json()
+        inside = contain(client, site.responder_text, kind="destination",
+                         target="10.0.0.0/30").json()  # fmt: skip
+        mine = contain(client, site.responder_text, kind="host", target=AGENT_IP).json()
+    assert host["warnings"] == [
+        "no internal DNS resolver in the inventory: the isolated host resolves no name"
+    ]
+    assert host["warning_codes"] == [{"code": "no_resolver", "values": {}}]
+    assert (host["agent_code"], host["agent_note"]) == ("no_host_agent", REFUSALS[0][2])
+    assert cut["warnings"] == [
+        "no continuity rule: incoming mail and every external service stop",
+        "no IPv6 range among the internal networks: IPv6 forwarding is not cut",
+    ]
+    assert [w["code"] for w in cut["warning_codes"]] == ["no_continuity", "no_ipv6_range"]
+    assert cut["agent_code"] == "no_gateway_agent"
+    assert inside["warnings"] == ["10.0.0.0/30 is internal: traffic with it inside the site "
+                                  "stops too"]  # fmt: skip
+    assert inside["warning_codes"] == [{"code": "internal_destination",
+                                        "values": {"net": "10.0.0.0/30"}}]  # fmt: skip
+    assert (mine["agent_code"], mine["agent_note"]) == (None, None)
+
+
+def test_every_plan_warning_text_comes_from_its_code() -> None:
+    from hemostat.contain.plan import WARNINGS, plan_destination
+    from hemostat.contain.site import Site
+
+    bare = Site(internal=("10.0.0.0/8",), management=("10.9.0.1/32",))
+    plan = plan_destination(bare, "nowhere.example.org", addresses=())
+    assert plan.warnings == ("nowhere.example.org resolves to no address now: blocked once a "
+                             "refresh resolves it",)  # fmt: skip
+    assert [(w.code, dict(w.values)) for w in plan.coded] == [
+        ("name_unresolved", {"name": "nowhere.example.org"})
+    ]
+    assert set(WARNINGS) == {"no_resolver", "no_continuity", "no_ipv6_range", "name_unresolved",
+                             "internal_destination"}  # fmt: skip
+
+
 # ---- automatic response ---------------------------------------------------------------------
 
 

@@ -32,12 +32,41 @@ from hemostat.schema import utc_text
 
 DNS_PORT = 53
 _NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$")
+#: every warning a plan may carry: its stable code -> its English text (``{value}`` fields);
+#: the dashboard words it from the code (``ui.warning.<code>``)
+WARNINGS = {
+    "no_resolver": "no internal DNS resolver in the inventory: the isolated host resolves no name",
+    "no_continuity": "no continuity rule: incoming mail and every external service stop",
+    "no_ipv6_range": "no IPv6 range among the internal networks: IPv6 forwarding is not cut",
+    "name_unresolved": "{name} resolves to no address now: blocked once a refresh resolves it",
+    "internal_destination": "{net} is internal: traffic with it inside the site stops too",
+}
 
 
 class Kind(StrEnum):
     HOST = "host"  # isolate one host (carried out by its agent)
     SITE = "site"  # cut the site's Internet egress (carried out on the gateway)
     DESTINATION = "destination"  # block one address, range or name
+
+
+@dataclass(frozen=True, slots=True)
+class PlanWarning:
+    """One warning of a plan: its code (a key of ``WARNINGS``) and the values its text names."""
+
+    code: str
+    values: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def text(self) -> str:
+        """The English text (the CLI's, and the API's ``warnings``)."""
+        return WARNINGS[self.code].format(**dict(self.values))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "values": dict(self.values)}
+
+
+def _warning(code: str, **values: str) -> PlanWarning:
+    return PlanWarning(code, tuple(values.items()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +83,8 @@ class Plan:
     name: str | None = None  # destination given as a DNS name
     name_ttl: int = 600  # seconds a resolved address stays blocked without a refresh
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    #: the same warnings with their codes (not saved: only the planner's side words them)
+    coded: tuple[PlanWarning, ...] = field(default=(), compare=False)
 
     @property
     def tag(self) -> str:
@@ -138,8 +169,7 @@ def plan_host(site: Site, ip: str, **common: Any) -> Plan:
             f"{host} is a management address (the collector): isolating it would cut "
             "every agent; block destinations instead"
         )
-    warnings = [] if site.resolvers else ["no internal DNS resolver in the inventory: the "
-                                          "isolated host resolves no name"]  # fmt: skip
+    warnings = [] if site.resolvers else [_warning("no_resolver")]
     return _plan(Kind.HOST, host, site, warnings=warnings, **common)
 
 
@@ -147,9 +177,9 @@ def plan_site(site: Site, **common: Any) -> Plan:
     """Cut forwarding between internal and external networks, except management and continuity."""
     warnings = []
     if not site.continuity:
-        warnings.append("no continuity rule: incoming mail and every external service stop")
+        warnings.append(_warning("no_continuity"))
     if not any(network(n).version == 6 for n in site.internal):
-        warnings.append("no IPv6 range among the internal networks: IPv6 forwarding is not cut")
+        warnings.append(_warning("no_ipv6_range"))
     return _plan(Kind.SITE, "site", site, warnings=warnings, **common)
 
 
@@ -166,7 +196,7 @@ def plan_destination(
         blocked = nets(addresses or (), f"addresses of {name}")
     warnings = []
     if name and not blocked:
-        warnings.append(f"{name} resolves to no address now: blocked once a refresh resolves it")
+        warnings.append(_warning("name_unresolved", name=name))
     for net in blocked:
         if network(net).prefixlen == 0:
             raise ContainmentError(f"{target}: blocking every address is a site cut; use `site`")
@@ -175,13 +205,13 @@ def plan_destination(
                 f"{target} ({net}) covers a management address: it would cut the collector"
             )
         if any(network(net).overlaps(network(n)) for n in site.internal):
-            warnings.append(f"{net} is internal: traffic with it inside the site stops too")
+            warnings.append(_warning("internal_destination", net=net))
     return _plan(Kind.DESTINATION, name or display(blocked[0]), site, blocked=blocked, name=name,
                  warnings=warnings, **common)  # fmt: skip
 
 
 def _plan(
-    kind: Kind, target: str, site: Site, *, warnings: list[str], reason: str = "",
+    kind: Kind, target: str, site: Site, *, warnings: list[PlanWarning], reason: str = "",
     actor: str = "", ttl: timedelta | None = None, now: datetime | None = None,
     action_id: str | None = None, **extra: Any,
 ) -> Plan:  # fmt: skip
@@ -190,7 +220,7 @@ def _plan(
         raise ContainmentError(f"--ttl {ttl}: a time to live must be positive")
     plan = Plan(_action_id(action_id or new_id()), kind, target, site, created,
                 expires=created + ttl if ttl else None, reason=reason, actor=actor,
-                warnings=tuple(warnings))  # fmt: skip
+                warnings=tuple(w.text for w in warnings), coded=tuple(warnings))  # fmt: skip
     return replace(plan, **extra) if extra else plan
 
 

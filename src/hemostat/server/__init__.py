@@ -20,17 +20,25 @@ from hemostat.errors import HemostatError
 
 
 class Refused(HemostatError):
-    """A request the collector refuses: ``status`` and a JSON body naming the ``field``."""
+    """A request the collector refuses: ``status`` and a JSON body naming the ``field``.
+
+    ``code`` (snake_case, stable; None for refusals no page words) names the refusal for
+    whoever words it in another language (the dashboard: ``ui.refusal.<code>``, filled with
+    ``values``); ``message`` stays the English of the API and the logs.
+    """
 
     def __init__(
         self, status: int, message: str, field: str | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None, *, code: str | None = None,
+        values: Mapping[str, object] | None = None,
     ) -> None:  # fmt: skip
         self.status = status
         self.message = message
         self.field = field
         self.headers = dict(headers or {})
+        self.code = code
+        self.values = dict(values or {})
         super().__init__(f"{status} {field + ': ' if field else ''}{message}")
 
     def body(self) -> dict[str, str | None]:
-        return {"error": self.message, "field": self.field}
+        return {"error": self.message, "field": self.field, "code": self.code}

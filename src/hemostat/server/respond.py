@@ -153,7 +153,8 @@ class Responder:
         try:
             ttl = parse_ttl(request.ttl) if request.ttl else None
         except HemostatError as exc:
-            raise Refused(422, str(exc), "ttl") from None
+            raise Refused(422, str(exc), "ttl", code="bad_ttl",
+                          values={"ttl": request.ttl}) from None  # fmt: skip
         site = Site.from_inventory(self.inventory())
         common: dict[str, Any] = {"reason": request.reason, "actor": actor, "ttl": ttl}
         try:
@@ -164,8 +165,10 @@ class Responder:
             addresses = None if _literal(request.target) else resolve(request.target)
             return plan_destination(site, request.target, addresses, name_ttl=self.name_ttl,
                                     **common)  # fmt: skip
-        except HemostatError as exc:
-            raise Refused(422, str(exc), "target") from None
+        except HemostatError as exc:  # the plan's own words (English): see ui.refusal.bad_target
+            raise Refused(422, str(exc), "target", code="bad_target",
+                          values={"target": request.target,
+                                  "message": str(exc)}) from None  # fmt: skip
 
     def carrier(self, plan: Plan) -> Token:
         """The agent that carries ``plan`` out; 409 when there is none."""
@@ -178,7 +181,8 @@ class Responder:
                 raise Refused(409, f"no agent runs on {plan.target} (none enrolled with --ip "
                               f"{plan.target} or sending from it): isolate it with `hemostat "
                               "contain host` on the host itself, or block what it talks to "
-                              "at the gateway", "target")  # fmt: skip
+                              "at the gateway", "target", code="no_host_agent",
+                              values={"target": plan.target})  # fmt: skip
             last = {a: s.at for a, s in seen.items()}
             return max(found, key=lambda t: last.get(t.id, datetime.min.replace(tzinfo=UTC)))
         with self._gateway_lock:
@@ -187,7 +191,8 @@ class Responder:
         if not found:
             raise Refused(409, f"no gateway agent has polled this collector: a {plan.kind} "
                           "action runs on the Linux gateway; start its agent with "
-                          "`hemostat agent --gateway`", "kind")  # fmt: skip
+                          "`hemostat agent --gateway`", "kind", code="no_gateway_agent",
+                          values={"kind": str(plan.kind)})  # fmt: skip
         return max(found, key=lambda t: gateways[t.id])
 
     def impact(self, plan: Plan) -> tuple[dict[str, Any] | None, str | None]:
@@ -215,14 +220,15 @@ class Responder:
         plan = self.plan(request, token.name)
         text = rules.render([plan])
         try:
-            agent, note = _agent(self.carrier(plan)), None
+            agent, note, code = _agent(self.carrier(plan)), None, None
         except Refused as exc:
-            agent, note = None, exc.message
+            agent, note, code = None, exc.message, exc.code
         flows, flows_note = self.impact(plan)
         self._log(plan, Step.PLAN, "planned (dry run)", text)
         return {"action": plan.as_dict(), "description": plan.describe(), "rules": text,
-                "warnings": list(plan.warnings), "flows": flows, "flows_note": flows_note,
-                "agent": agent, "agent_note": note, "applied": False}  # fmt: skip
+                "warnings": list(plan.warnings), "warning_codes": _codes(plan),
+                "flows": flows, "flows_note": flows_note, "agent": agent, "agent_note": note,
+                "agent_code": code, "applied": False}  # fmt: skip
 
     def apply(self, plan: Plan, by: str) -> dict[str, Any]:
         """Audit ``plan`` and send it to its agent; the action id."""
@@ -238,14 +244,17 @@ class Responder:
         log.info("%s: %s, sent to agent %s as command %s by %s", plan.id, plan.describe(),
                  agent.name, command, by)  # fmt: skip
         return {"action": plan.id, "command": command, "agent": _agent(agent),
-                "description": plan.describe(), "warnings": list(plan.warnings), "rules": text,
-                "status": str(State.PENDING), "applied": True}  # fmt: skip
+                "description": plan.describe(), "warnings": list(plan.warnings),
+                "warning_codes": _codes(plan), "rules": text, "status": str(State.PENDING),
+                "applied": True}  # fmt: skip
 
     def release(self, action_id: str, reason: str, by: str) -> dict[str, Any]:
         action = self.find(action_id)
         state = action.state(datetime.now(UTC))
         if state not in (State.PENDING, State.ACTIVE, State.RELEASE_FAILED):
-            raise Refused(409, f"{action_id} is {state}: nothing to release", "action")
+            raise Refused(409, f"{action_id} is {state}: nothing to release", "action",
+                          code="not_releasable",
+                          values={"id": action_id, "state": str(state)})  # fmt: skip
         verb = RELEASE[action.command.action]
         command = self.commands.issue(action.command.agent, verb,
                                       {"action": action_id, "actor": by, "reason": reason}, by,
@@ -274,7 +283,8 @@ class Responder:
     def find(self, action_id: str) -> Action:
         found = next((a for a in self.actions() if a.plan.id == action_id), None)
         if found is None:
-            raise Refused(404, f"no containment action {action_id} (GET /api/v1/actions)", "id")
+            raise Refused(404, f"no containment action {action_id} (GET /api/v1/actions)", "id",
+                          code="unknown_action", values={"id": action_id})  # fmt: skip
         return found
 
     def answer(self, token: Token, command_id: str, status: str, detail: str, at: str) -> Command:
@@ -353,6 +363,11 @@ class _Reader:
     """What ``contain.flows.would_stop`` reads from a store: its connection (here a cursor)."""
 
     con: duckdb.DuckDBPyConnection
+
+
+def _codes(plan: Plan) -> list[dict[str, Any]]:
+    """The plan's warnings by code and values, in the order of its ``warnings`` texts."""
+    return [w.as_dict() for w in plan.coded]
 
 
 def _agent(token: Token) -> dict[str, Any]:

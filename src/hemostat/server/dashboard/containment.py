@@ -10,6 +10,7 @@ answered, and whether the hash chain of the log still holds.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -123,7 +124,7 @@ async def release(request: Request, action_id: str, viewer: ResponderDep) -> Res
     try:
         await anyio.to_thread.run_sync(responder.release, action_id, reason, viewer.name)
     except Refused as exc:
-        return _page(request, viewer, status=exc.status, refused=exc.message)
+        return _page(request, viewer, status=exc.status, refused=refusal(lang(request), exc))
     except HemostatError as exc:
         return _page(request, viewer, status=500, refused=str(exc))
     return RedirectResponse(f"/containment?released={action_id}", status_code=303)
@@ -225,6 +226,32 @@ def describe(words: Lang, kind: str, target: str, otherwise: str) -> str:
     """An action in the viewer's language (``Plan.describe()``, ``otherwise``, stays English
     for the CLI, the log and the audit log; it is shown for a kind these words do not know)."""
     return words.t(f"ui.common.action.{kind}", target=target) if kind in KINDS else otherwise
+
+
+def refusal(words: Lang, refused: Refused) -> str:
+    """A refusal of the collector in the viewer's language, from its code."""
+    return coded(words, "refusal", refused.code, refused.values, refused.message)
+
+
+def coded(
+    words: Lang, group: str, code: str | None, values: Mapping[str, object], otherwise: str
+) -> str:
+    """The text ``ui.<group>.<code>`` filled with ``values`` (and a ``state``'s words as
+    ``state_word``); ``otherwise`` (the English of the API) for no code or an unknown one."""
+    if not code:
+        return otherwise
+    extra = {}
+    if "state" in values:
+        extra["state_word"] = _word(words, f"ui.containment.state.{values['state']}",
+                                    str(values["state"]))  # fmt: skip
+    return _word(words, f"ui.{group}.{code}", otherwise, **values, **extra)
+
+
+def _word(words: Lang, key: str, otherwise: str, **values: object) -> str:
+    try:  # formatted here even without values: a field left unfilled is a missing value
+        return words.t(key).format(**values)
+    except (KeyError, IndexError, ValueError):  # an unknown key, or a field it lacks
+        return otherwise
 
 
 def _rules_by_action(audit: AuditLog) -> dict[str, str]:

@@ -21,8 +21,9 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hemostat.incidents import Listed
+from hemostat.report.lang import Lang
 from hemostat.server import Refused
-from hemostat.server.dashboard.containment import KINDS, describe
+from hemostat.server.dashboard.containment import KINDS, coded, describe, refusal
 from hemostat.server.dashboard.incident_data import find, targets
 from hemostat.server.dashboard.session import ResponderDep, Viewer, posted, token_of
 from hemostat.server.dashboard.views import collector, lang, page, reader
@@ -95,13 +96,16 @@ def _asked(request: Request, listed: Listed, form: dict[str, str]) -> Asked:
 def _check(request: Request, listed: Listed, asked: Asked) -> None:
     """Only what the incident names is contained from its page (422 otherwise)."""
     hosts, destinations = targets(collector(request).inventory(), listed.incident)
-    words = lang(request)
     if asked.kind not in KINDS:
-        raise Refused(422, words.t("ui.incident.contain.bad_kind", kind=asked.kind), "kind")
+        raise Refused(422, f"unknown containment kind {asked.kind!r}: choose host, destination "
+                      "or site", "kind", code="bad_kind", values={"kind": asked.kind})  # fmt: skip
     allowed = {"host": hosts, "destination": destinations, "site": ("",)}[asked.kind]
     if asked.target not in allowed:
-        raise Refused(422, words.t("ui.incident.contain.not_ours", target=asked.target,
-                                   id=listed.incident.id), "target")  # fmt: skip
+        ident = listed.incident.id
+        raise Refused(422, f"{asked.target} is not a host or destination of {ident}: contain it "
+                      "from the containment page or with `hemostat contain`", "target",
+                      code="target_not_in_incident",
+                      values={"target": asked.target, "id": ident})  # fmt: skip
 
 
 def _contain(
@@ -115,11 +119,28 @@ def _shown(
     request: Request, viewer: Viewer, listed: Listed, asked: Asked,
     dry: dict[str, Any] | None, refused: Refused | None,
 ) -> Response:  # fmt: skip
-    what = describe(lang(request), asked.kind, asked.target, asked.kind)
+    words = lang(request)
+    what = describe(words, asked.kind, asked.target, asked.kind)
     return page(request, viewer, "incident_contain.html.j2",
                 status=refused.status if refused else 200, incident=listed.incident,
                 asked=asked, what=what, dry=dry, impact=_impact(dry), refused=refused,
+                refusal=refusal(words, refused) if refused else "", notes=_notes(words, dry),
                 expires=_when(((dry or {}).get("action") or {}).get("expires")))  # fmt: skip
+
+
+def _notes(words: Lang, dry: dict[str, Any] | None) -> dict[str, Any]:
+    """The dry run's warnings and why no agent would carry it out, in the viewer's language
+    (the English of the answer where it gives no code)."""
+    if dry is None:
+        return {"warnings": [], "agent": ""}
+    english, codes = list(dry.get("warnings") or []), list(dry.get("warning_codes") or [])
+    if len(codes) == len(english):
+        english = [coded(words, "warning", c.get("code"), c.get("values") or {}, text)
+                   for c, text in zip(codes, english, strict=True)]  # fmt: skip
+    action = dry.get("action") or {}
+    values = {"target": action.get("target", ""), "kind": action.get("kind", "")}
+    agent = coded(words, "refusal", dry.get("agent_code"), values, dry.get("agent_note") or "")
+    return {"warnings": english, "agent": agent}
 
 
 def _impact(dry: dict[str, Any] | None) -> dict[str, Any] | None:
