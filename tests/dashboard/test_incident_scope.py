@@ -4,6 +4,7 @@ again when the inventory changes (``hemostat inventory load``, an edit the colle
 from __future__ import annotations
 
 import re
+from html import unescape
 from typing import Any
 
 import pytest
@@ -69,3 +70,35 @@ def test_a_changed_inventory_gives_a_new_scope(
     assert store_figures(after)[name].startswith(f"{NEW_RECORDS:,} / ")
     assert calls == [site.top_incident] * 2
     assert store_figures(client.get(f"/incidents/{site.top_incident}").text) == store_figures(after)
+
+
+def listed(html: str, opening: str) -> list[str]:
+    """The items of the list that opens with ``opening`` (tags dropped, entities read)."""
+    found = re.search(rf"{re.escape(opening)}(.*?)</(?:ul|ol)>", html, flags=re.S)
+    assert found, opening
+    items = re.findall(r"<li[^>]*>(.*?)</li>", found.group(1), flags=re.S)
+    # white space as written in the template; the no-break spaces of French figures stay
+    return [re.sub(r"[ \t\n]+", " ", unescape(re.sub(r"<[^>]+>", "", i))).strip() for i in items]
+
+
+def test_the_french_scope_gives_its_reasoning_in_french(client: TestClient, site: Site) -> None:
+    login(client, site.analyst)
+    client.get("/lang/fr", follow_redirects=False)
+    html = client.get(f"/fragments/incidents/{site.top_incident}/scope").text
+    statements = listed(html, '<ul id="scope-statements">')
+    reasoning = listed(html, '<ol class="reasoning">')
+    unknowns = listed(html, '<ul id="scope-unknowns">')
+    assert statements and reasoning and unknowns
+    for sentence in statements + reasoning + unknowns:
+        for word in ("No evidence", "rows", "read", "compressed", "unknown", "left", "records"):
+            assert not re.search(rf"\b{word}\b", sentence), (word, sentence)
+    assert "en anglais" not in html
+    rows = re.findall(r'<tr data-category="(\w+)" data-status="proven" data-records-low="(\d+)" '
+                      r'data-records-high="(\d+)"', html)  # fmt: skip
+    assert rows, "the top incident proves no category: the check below proves little"
+    nbsp = "\u00a0"
+    for _, low, high in rows:
+        figures = f"{int(low):,} à {int(high):,} enregistrements".replace(",", nbsp)
+        assert any(s.startswith("Des données ") and figures in s for s in statements), figures
+    assert any(s.startswith("Aucun élément n'indique que des données") for s in statements)
+    assert any(s.startswith("Le contenu de la sortie chiffrée") for s in unknowns)

@@ -59,13 +59,13 @@ class Plain:
 PLAIN = Plain()
 
 
-def say(words: Words | None, key: str, **values: Any) -> str:
-    """The text ``finding.<key>`` in ``words`` (the stored English when None), filled in."""
+def say(words: Words | None, key: str, root: str = "finding", **values: Any) -> str:
+    """The text ``<root>.<key>`` in ``words`` (the stored English when None), filled in."""
     w = words or PLAIN
     marks = _MARKS.get(str(w.code))
     if marks:
         values = {k: _Number(v, marks) if _numeric(v) else v for k, v in values.items()}
-    return w.t(f"finding.{key}", **values)
+    return w.t(f"{root}.{key}", **values)
 
 
 def moment(words: Words | None, value: Any) -> str:

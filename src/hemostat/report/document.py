@@ -4,6 +4,7 @@ HTML and Markdown templates share (the scope, the notice, the sentences, the cha
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
@@ -122,6 +123,7 @@ def _destinations(dests: tuple[Destination, ...]) -> tuple[list[Destination], li
 
 
 def _md_cell(value: object) -> str:
-    """Text safe in a Markdown table cell or list item: one line, pipes escaped."""
-    text = " ".join(str(value).split())
+    """Text safe in a Markdown table cell or list item: one line, pipes escaped; no-break
+    spaces (French figures and units) stay."""
+    text = re.sub(r"[ \t\n\r\f\v]+", " ", str(value)).strip()
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")

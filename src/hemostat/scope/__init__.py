@@ -30,6 +30,7 @@ from hemostat.inventory import Inventory
 from hemostat.schema import Finding, Incident
 from hemostat.scope import bounds, egress, flows, lineage, pairs, reads
 from hemostat.scope.model import Egress, Event, Reach, Read, Scope, Status
+from hemostat.scope.words import Said, said
 from hemostat.store import Store
 
 __all__ = ["Scope", "ScopeError", "scope"]
@@ -123,15 +124,21 @@ def _scope(
         rows.to_pylist(), inventory, reads.accounts(found), s["bulk_share"]
     )
     reached = _reached(inventory, found_reads, trace.hops, out, s["max_compression"])
+    unknowns = _unknowns(inventory, out, reached)
+    notes = _routine(found_reads) + _busy(trace.hops)
     return Scope(
         incident=incident, site=inventory.site, timezone=inventory.timezone, window=window,
         egress=out, lineage=tuple(h for h in trace.hops if h.followed), datastores=tuple(reached),
         categories=bounds.categories(reached),
         timeline=tuple(_timeline(incident, out, trace.hops, found_reads, detected)),
-        actions=_actions(store, incident), unknowns=tuple(_unknowns(inventory, out, reached)),
+        actions=_actions(store, incident), unknowns=_english(unknowns),
         settings=s, generated_at=datetime.now(UTC), detected_at=detected,
-        notes=tuple(_routine(found_reads) + _busy(trace.hops)),
+        notes=_english(notes), unknowns_said=tuple(unknowns), notes_said=tuple(notes),
     )  # fmt: skip
+
+
+def _english(sentences: list[Said]) -> tuple[str, ...]:
+    return tuple(x.text() for x in sentences)
 
 
 def _sent(out: Egress, host: str) -> int:
@@ -180,17 +187,17 @@ def _dns(backend: Any, hosts: list[str], window: tuple[datetime, datetime]) -> p
 def _timeline(
     incident: Incident, out: Egress, hops: list[Any], found: list[Read], detected: datetime | None
 ) -> list[Event]:
-    events = [Event(h.first, "transfer", f"{h.src} gave {h.bytes:,} bytes to {h.dst} "
-                    f"(port {h.port})") for h in hops if h.followed]  # fmt: skip
-    events += [Event(r.first, "read", f"{r.account} read {r.object} from {r.client} "
-                     f"({r.rows:,} rows)") for r in found if r.bulk]  # fmt: skip
+    told = [(h.first, "transfer", said("event.transfer", src=h.src, bytes=h.bytes, dst=h.dst,
+                                       port=h.port)) for h in hops if h.followed]  # fmt: skip
+    told += [(r.first, "read", said("event.read", account=str(r.account), object=r.object,
+                                    client=str(r.client), rows=r.rows))
+             for r in found if r.bulk]  # fmt: skip
     if out.first and out.last:
-        events.append(
-            Event(out.first, "egress_start", f"egress starts ({out.bytes:,} bytes in all)")
-        )
-        events.append(Event(out.last, "egress_end", "egress ends"))
+        told.append((out.first, "egress_start", said("event.egress_start", bytes=out.bytes)))
+        told.append((out.last, "egress_end", said("event.egress_end")))
     if detected:
-        events.append(Event(detected, "detected", f"hemostat opens incident {incident.id}"))
+        told.append((detected, "detected", said("event.detected", incident=incident.id)))
+    events = [Event(ts, what, text.text(), text) for ts, what, text in told]
     return sorted(events, key=lambda e: e.ts)
 
 
@@ -209,38 +216,27 @@ def _actions(store: Store, incident: Incident) -> tuple[dict[str, Any], ...]:
     )  # fmt: skip
 
 
-def _unknowns(inventory: Inventory, out: Egress, reached: list[Reach]) -> list[str]:
-    notes = [
-        "The content of encrypted egress is not visible: that it held the data read is "
-        "inferred from volumes and timing.",
-        "How much the data was compressed is unknown: the bounds allow from none to "
-        "the configured maximum.",
-        "Exfiltration by other channels (removable media, printing, personal e-mail, "
-        "photographs of screens) is not measured.",
-    ]
-    for r in reached:
-        if r.status == Status.POSSIBLE:
-            notes.append(f"{r.name}: no access log covers the reads, only flows do.")
+def _unknowns(inventory: Inventory, out: Egress, reached: list[Reach]) -> list[Said]:
+    notes = [said("unknown.encrypted"), said("unknown.compression"), said("unknown.channels")]
+    notes += [said("unknown.flows_only", store=r.name) for r in reached
+              if r.status == Status.POSSIBLE]  # fmt: skip
     notes += bounds.unreached_hosts(inventory, [h.ip for h in out.hosts])
     if not out.bytes:
-        notes.append("No egress to the incident's destinations was found in the flows.")
+        notes.append(said("unknown.no_egress"))
     return notes
 
 
-def _routine(found: list[Read]) -> list[str]:
+def _routine(found: list[Read]) -> list[Said]:
     routine = [r for r in found if not r.bulk]
     if not routine:
         return []
     rows = sum(r.rows_total for r in routine)
-    return [f"{sum(r.events for r in routine):,} routine read(s) ({rows:,} rows) by the same "
-            "hosts were seen and not counted: each took less than the bulk share of its table "
-            "and was made by an account the incident does not name."]  # fmt: skip
+    return [said("note.routine", reads=sum(r.events for r in routine), rows=rows)]
 
 
-def _busy(hops: list[Any]) -> list[str]:
+def _busy(hops: list[Any]) -> list[Said]:
     busy = sorted({h.src for h in hops if not h.followed})
     if not busy:
         return []
-    return [f"{len(busy)} busy internal host(s) also gave data to the hosts behind the egress "
-            f"({', '.join(busy[:5])}{', ...' if len(busy) > 5 else ''}) but most of what they "
-            "gave went elsewhere: not followed."]  # fmt: skip
+    listed = ", ".join(busy[:5]) + (", ..." if len(busy) > 5 else "")
+    return [said("note.busy", count=len(busy), hosts=listed)]

@@ -23,11 +23,11 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from hemostat.detect.context import size as human
 from hemostat.inventory import Datastore, Inventory
 from hemostat.schema import Category
 from hemostat.scope.model import ZERO, Bounds, CategoryScope, Hop, Reach, Read, Status
 from hemostat.scope.reads import size_of
+from hemostat.scope.words import Said, Size, Term, said
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +95,10 @@ def proven(store: Datastore, reads: list[Read], fit: Fit, hops: list[Hop]) -> Re
     subjects_high = _cap(subjects_high, store.subjects)
     records = Bounds(min(records_low, records_high), records_high)
     subjects = Bounds(min(subjects_low, subjects_high, records.low), subjects_high)
-    evidence = _proven_evidence(store, reads, fit, records, subjects, read_bytes)
+    why = _proven_evidence(store, reads, fit, records, subjects, read_bytes)
     return Reach(
         store.name, store.category, store.host, Status.PROVEN, records, subjects, read_bytes,
-        store.records, store.subjects, evidence, tuple(reads), tuple(hops),
+        store.records, store.subjects, _english(why), tuple(reads), tuple(hops), why,
     )  # fmt: skip
 
 
@@ -125,16 +125,19 @@ def possible(store: Datastore, hops: list[Hop], egress: int, max_compression: fl
     records = Bounds(0, _cap(high, store.records))
     subjects = Bounds(0, _cap(records.high, store.subjects))
     hosts = ", ".join(sorted({h.dst for h in hops}))
-    evidence = (
-        f"{human(given)} moved from {store.host} (ports {_ports(hops)}) to {hosts} before the "
-        "egress, and no access event shows what was read: the low bound is 0.",
-        f"High bound: {records.high:,} records, the most that {human(carried)} can hold at "
-        "the store's smallest bytes per record.",
-    )
+    why = (
+        said("possible.moved", size=Size(given), host=store.host, ports=_ports(hops),
+             hosts=hosts),
+        said("possible.high", records=records.high, size=Size(carried)),
+    )  # fmt: skip
     return Reach(
         store.name, store.category, store.host, Status.POSSIBLE, records, subjects, 0,
-        store.records, store.subjects, evidence, (), tuple(hops),
+        store.records, store.subjects, _english(why), (), tuple(hops), why,
     )  # fmt: skip
+
+
+def _english(sentences: tuple[Said, ...]) -> tuple[str, ...]:
+    return tuple(s.text() for s in sentences)
 
 
 def _ports(hops: list[Hop]) -> str:
@@ -143,29 +146,26 @@ def _ports(hops: list[Hop]) -> str:
 
 def _proven_evidence(
     store: Datastore, reads: list[Read], fit: Fit, records: Bounds, subjects: Bounds, read: int
-) -> tuple[str, ...]:
+) -> tuple[Said, ...]:
     accounts = ", ".join(sorted({r.account or "?" for r in reads}))
     clients = ", ".join(sorted({r.client or "?" for r in reads}))
-    estimated = any(r.estimated for r in reads)
+    egress = Size(fit.egress)
     lines = [
-        f"The access log shows {sum(r.events for r in reads):,} bulk read(s) of "
-        f"{len({r.object for r in reads})} object(s) of {store.name} by {accounts} from "
-        f"{clients}: {human(read)} (largest read per object).",
-        f"Low bound {records.low:,} records: the rows read"
-        + (f", scaled to the {fit.low:.0%} of them that {human(fit.egress)} can hold "
-           "uncompressed" if fit.low < 1 else ", all of which fit in what left")
-        + ".",
-        f"High bound {records.high:,} records: every row those accounts read"
-        + (f", as far as {human(fit.egress)} compressed {fit.max_compression:g} times can hold "
-           "them, smallest rows first" if fit.high < 1
-           else f" (what left holds them all once compressed up to {fit.max_compression:g} times)")
-        + (f"; the store holds {store.records:,}." if store.records else "."),
-        f"People: {subjects.low:,} to {subjects.high:,}, from the people per row of each table "
-        "read (the same person is in several tables: the low bound is the best single table).",
+        said("proven.reads", events=sum(r.events for r in reads),
+             objects=len({r.object for r in reads}), store=store.name, accounts=accounts,
+             clients=clients, size=Size(read)),
+        said("proven.low", records=records.low,
+             how=said("proven.low_scaled", share=fit.low, size=egress) if fit.low < 1
+             else said("proven.low_all")),
+        said("proven.high", records=records.high,
+             how=said("proven.high_scaled", size=egress, ratio=fit.max_compression)
+             if fit.high < 1 else said("proven.high_all", ratio=fit.max_compression),
+             end=said("proven.high_store", records=store.records) if store.records
+             else said("proven.high_end")),
+        said("proven.people", low=subjects.low, high=subjects.high),
     ]  # fmt: skip
-    if estimated:
-        lines.append("File reads carry no row count: rows are estimated from bytes at the "
-                     "table's (or store's) bytes per record.")  # fmt: skip
+    if any(r.estimated for r in reads):
+        lines.append(said("proven.estimated"))
     return tuple(lines)
 
 
@@ -178,33 +178,29 @@ def categories(reached: list[Reach]) -> dict[Category, CategoryScope]:
 
 
 def _category(category: Category, mine: list[Reach]) -> CategoryScope:
+    c = Term("category", category)
     if not mine:
-        return CategoryScope(category, Status.NONE, ZERO, ZERO, (), _NONE.format(c=category))
+        none = said("statement.none", c=c)
+        return CategoryScope(category, Status.NONE, ZERO, ZERO, (), none.text(), none)
     status = Status.PROVEN if any(r.status == Status.PROVEN for r in mine) else Status.POSSIBLE
     records = Bounds(sum(r.records.low for r in mine), sum(r.records.high for r in mine))
     subjects = Bounds(max(r.subjects.low for r in mine), sum(r.subjects.high for r in mine))
     names = tuple(r.name for r in mine)
+    stores = ", ".join(names)
     if status == Status.PROVEN:
-        text = (f"{category.capitalize()} data left: {records.low:,} to {records.high:,} records "
-                f"about {subjects.low:,} to {subjects.high:,} people, proven by the access log "
-                f"({', '.join(names)}).")  # fmt: skip
+        text = said("statement.proven", c=c, low=records.low, high=records.high,
+                    people_low=subjects.low, people_high=subjects.high, stores=stores)  # fmt: skip
     else:
-        text = (f"{category.capitalize()} data may have left: data moved from "
-                f"{', '.join(names)} towards the egress but no read is logged; up to "
-                f"{records.high:,} records about {subjects.high:,} people.")  # fmt: skip
-    return CategoryScope(category, status, records, subjects, names, text)
+        text = said("statement.possible", c=c, stores=stores, high=records.high,
+                    people_high=subjects.high)  # fmt: skip
+    return CategoryScope(category, status, records, subjects, names, text.text(), text)
 
 
-_NONE = ("No evidence that {c} data left: no {c} data store was read by, or sent data "
-         "towards, the hosts behind the egress.")  # fmt: skip
-
-
-def unreached_hosts(inventory: Inventory, egress_hosts: Iterable[str]) -> list[str]:
+def unreached_hosts(inventory: Inventory, egress_hosts: Iterable[str]) -> list[Said]:
     """Sentences about data stores living on an egress host but not shown read."""
     hosts = set(egress_hosts)
     return [
-        f"The egress host {d.host} also holds data store {d.name} ({d.category}); no read of "
-        "it is logged in the window, so it is not counted, but a local copy cannot be ruled out."
+        said("unknown.local_copy", host=d.host, store=d.name, c=Term("category", d.category))
         for d in inventory.datastores
         if d.host in hosts
     ]

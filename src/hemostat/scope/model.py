@@ -8,9 +8,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hemostat.schema import Category, Incident
+from hemostat.scope.words import texts
+
+if TYPE_CHECKING:
+    from hemostat.detect.words import Words
+    from hemostat.scope.words import Said
 
 
 class Status(enum.StrEnum):
@@ -123,6 +128,11 @@ class Reach:
     evidence: tuple[str, ...]  # reasoning sentences, in order
     reads: tuple[Read, ...] = ()
     hops: tuple[Hop, ...] = ()
+    said: tuple[Said, ...] = ()  # ``evidence`` as sentences to word in a language
+
+    def reasoning(self, words: Words | None = None) -> list[str]:
+        """``evidence`` in ``words`` (a report's or the dashboard's Lang)."""
+        return texts(self.said, self.evidence, words)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +143,11 @@ class CategoryScope:
     subjects: Bounds
     datastores: tuple[str, ...]
     statement: str  # one plain sentence, also when nothing was reached
+    said: Said | None = None  # ``statement`` as a sentence to word in a language
+
+    def stated(self, words: Words | None = None) -> str:
+        """``statement`` in ``words``."""
+        return texts((self.said,) if self.said else (), (self.statement,), words)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +157,11 @@ class Event:
     ts: datetime
     what: str  # egress_start | egress_end | read | transfer | detected | action | scoped
     text: str
+    said: Said | None = None  # ``text`` as a sentence to word in a language
+
+    def told(self, words: Words | None = None) -> str:
+        """``text`` in ``words``."""
+        return texts((self.said,) if self.said else (), (self.text,), words)[0]
 
 
 @dataclass(frozen=True)
@@ -161,6 +181,16 @@ class Scope:
     generated_at: datetime
     detected_at: datetime | None = None
     notes: tuple[str, ...] = field(default=())
+    unknowns_said: tuple[Said, ...] = ()  # ``unknowns`` as sentences to word in a language
+    notes_said: tuple[Said, ...] = ()
+
+    def unknowns_in(self, words: Words | None = None) -> list[str]:
+        """``unknowns`` in ``words``."""
+        return texts(self.unknowns_said, self.unknowns, words)
+
+    def notes_in(self, words: Words | None = None) -> list[str]:
+        """``notes`` in ``words``."""
+        return texts(self.notes_said, self.notes, words)
 
     def as_json(self) -> dict[str, Any]:
         """The DESIGN §4 ``scope --json`` object (keys are a contract: extend, never rename)."""
