@@ -117,3 +117,17 @@ def test_findings_found_again_keep_their_id_and_merge(tmp_path: Any) -> None:
 def test_window_must_be_aware_and_non_empty() -> None:
     with pytest.raises(ValueError, match="empty window"):
         Window(T0, T0)
+
+
+def test_a_findings_hosts_are_its_host_then_the_others_sorted() -> None:
+    """Detectors collect the hosts a finding involves as a set: each engine, and each Spark
+    run, lists them in another order. The stored order does not depend on it."""
+    from hemostat.detect.runner import _finding
+
+    row = {"host": "10.1.0.9", "destination": "198.51.100.7", "ts": T0, "end_ts": T0 + HOUR,
+           "score": 50.0, "bytes_out": 1}  # fmt: skip
+    orders = (["10.1.2.10", "10.1.0.70", "10.1.0.9"], ["10.1.0.9", "10.1.0.70", "10.1.2.10"])
+    found = [_finding(BigSender(), {**row, "hosts": h}, Inventory(site="t"), Settings())
+             for h in orders]  # fmt: skip
+    assert found[0].hosts == found[1].hosts == ("10.1.0.9", "10.1.0.70", "10.1.2.10")
+    assert _finding(BigSender(), row, Inventory(site="t"), Settings()).hosts == ("10.1.0.9",)

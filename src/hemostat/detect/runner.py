@@ -107,7 +107,9 @@ def _finding(
     if expected:
         evidence["score_before_expected"] = round(score, 1)
         score *= settings.expected_factor
-    hosts = tuple(dict.fromkeys([host, *(row.get("hosts") or [])]))
+    # the host first, then the others sorted: a detector collects them as a set, in an order
+    # each engine (and each Spark run) gives differently
+    hosts = (host, *sorted({str(h) for h in row.get("hosts") or []} - {host}))
     return Finding(
         id=f"F-{ident}",
         detector=detector.id,
