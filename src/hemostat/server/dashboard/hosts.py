@@ -65,25 +65,27 @@ def _by_address(found: list[Listed], field: str) -> dict[str, list[str]]:
 
 @router.get("/hosts")
 def hosts(request: Request, viewer: ViewerDep, hours: str = "24") -> Response:
-    chosen, span = _hours(hours)
-    with reader(request) as store:
-        period = traffic.last_hours(store, span)
-        rows, total = traffic.ranking(store, period, "src_ip", LIMIT) if period else ([], 0)
-        flagged = _by_address(listing(store), "hosts")
-    return page(request, viewer, "hosts.html.j2", period=period, rows=rows, total=total,
-                chosen=chosen, choices=CHOICES, names=_names(collector(request).inventory()),
-                flagged=flagged)  # fmt: skip
+    names = _names(collector(request).inventory())
+    return _ranking(request, viewer, hours, "src_ip", "hosts", names=names)
 
 
 @router.get("/destinations")
 def destinations(request: Request, viewer: ViewerDep, hours: str = "24") -> Response:
+    return _ranking(request, viewer, hours, "dst_ip", "destinations")
+
+
+def _ranking(
+    request: Request, viewer: Viewer, hours: str, column: str, field: str, **extra: Any
+) -> Response:
+    """The page ``<field>.html.j2``: the addresses of ``column`` ranked by egress over the
+    chosen hours, with the incidents that name each (``Incident.<field>``)."""
     chosen, span = _hours(hours)
     with reader(request) as store:
         period = traffic.last_hours(store, span)
-        rows, total = traffic.ranking(store, period, "dst_ip", LIMIT) if period else ([], 0)
-        flagged = _by_address(listing(store), "destinations")
-    return page(request, viewer, "destinations.html.j2", period=period, rows=rows,
-                total=total, chosen=chosen, choices=CHOICES, flagged=flagged)  # fmt: skip
+        rows, total = traffic.ranking(store, period, column, LIMIT) if period else ([], 0)
+        flagged = _by_address(listing(store), field)
+    return page(request, viewer, f"{field}.html.j2", period=period, rows=rows, total=total,
+                chosen=chosen, choices=CHOICES, flagged=flagged, **extra)  # fmt: skip
 
 
 # ---- one host ---------------------------------------------------------------------------------

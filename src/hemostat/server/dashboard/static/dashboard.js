@@ -5,6 +5,8 @@
  *   <canvas data-chart="ID">            chart from the JSON element ID (spec below)
  *   <div data-refresh="/fragments/x" data-every="10">   replaced by the fragment every 10 s
  *                                       (the charts drawn in the old content are destroyed)
+ *   <div data-live="/fragments/x" data-every="5">  the same, but not replaced while a text
+ *                                       field inside has the focus or holds text
  *   <input data-filter="TABLE_ID">      hides the rows of TABLE_ID that do not contain the text
  *   <form data-confirm="question">      asks before submitting
  *
@@ -108,26 +110,41 @@
     });
   }
 
+  /* A text field inside el has the focus or holds text (a release reason being typed). */
+  function busy(el) {
+    var fields = el.querySelectorAll("input[type=text], input[type=search], textarea");
+    return Array.prototype.some.call(fields, function (f) {
+      return f === document.activeElement || f.value.trim() !== "";
+    });
+  }
+
+  /* data-refresh and data-live: el's content fetched again every data-every seconds; a
+   * data-live element (every 10 s by default) is left alone while busy(el). data-loaded
+   * counts the loads. */
   function refresh(el) {
-    var every = Number(el.dataset.every || 0) * 1000;
+    var url = el.dataset.refresh || el.dataset.live;
+    var held = el.dataset.live ? busy : function () { return false; };
+    var every = el.dataset.live ? Math.max(Number(el.dataset.every || 10), 1) * 1000
+                                : Number(el.dataset.every || 0) * 1000;
+    var stamp = document.getElementById("refreshed");
     function load() {
-      fetch(el.dataset.refresh, {credentials: "same-origin", headers: {"Accept": "text/html"}})
+      if (held(el)) { setTimeout(load, every); return; }
+      fetch(url, {credentials: "same-origin", headers: {"Accept": "text/html"}})
         .then(function (r) {
           if (r.status === 401) { window.location.reload(); throw new Error("session"); }
           if (!r.ok) { throw new Error("HTTP " + r.status); }
           return r.text();
         })
         .then(function (html) {
+          if (held(el)) { return; }
           forget(el);
           el.innerHTML = html;
           el.querySelectorAll("canvas[data-chart]").forEach(chart);
-          el.dataset.loaded = "1";
-          var stamp = document.getElementById("refreshed");
+          el.dataset.loaded = String(Number(el.dataset.loaded || 0) + 1);
           if (stamp) { stamp.textContent = clockFormat.format(new Date()); }
         })
         .catch(function (err) {
-          var stamp = document.getElementById("refreshed");
-          if (stamp && err.message !== "session") { stamp.textContent = "⚠ " + err.message; }
+          if (stamp && err.message !== "session") { stamp.textContent = "\u26a0 " + err.message; }
         })
         .finally(function () { if (every) { setTimeout(load, every); } });
     }
@@ -151,7 +168,7 @@
   }
 
   document.querySelectorAll("canvas[data-chart]").forEach(chart);
-  document.querySelectorAll("[data-refresh]").forEach(refresh);
+  document.querySelectorAll("[data-refresh], [data-live]").forEach(refresh);
   document.querySelectorAll("input[data-filter]").forEach(filter);
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     form.addEventListener("submit", function (event) {
@@ -159,45 +176,4 @@
     });
   });
   window.hemostat = {size: size, count: count, when: when, chart: chart, forget: forget};
-})();
-
-/* ---- containment page (issue 9) ------------------------------------------------------------
- *   <div data-live="/fragments/x" data-every="5">  like data-refresh, but the content is not
- *   replaced while a text field inside has the focus or holds text (a release reason being
- *   typed survives the refresh); data-loaded counts the refreshes.
- */
-(function () {
-  "use strict";
-  function busy(el) {
-    var fields = el.querySelectorAll("input[type=text], input[type=search], textarea");
-    return Array.prototype.some.call(fields, function (f) {
-      return f === document.activeElement || f.value.trim() !== "";
-    });
-  }
-  function live(el) {
-    var every = Math.max(Number(el.dataset.every || 10), 1) * 1000;
-    var stamp = document.getElementById("refreshed");
-    function load() {
-      if (busy(el)) { setTimeout(load, every); return; }
-      fetch(el.dataset.live, {credentials: "same-origin", headers: {"Accept": "text/html"}})
-        .then(function (r) {
-          if (r.status === 401) { window.location.reload(); throw new Error("session"); }
-          if (!r.ok) { throw new Error("HTTP " + r.status); }
-          return r.text();
-        })
-        .then(function (html) {
-          if (busy(el)) { return; }
-          if (window.hemostat) { window.hemostat.forget(el); }
-          el.innerHTML = html;
-          el.dataset.loaded = String(Number(el.dataset.loaded || 0) + 1);
-          if (stamp && window.hemostat) { stamp.textContent = window.hemostat.when(Date.now(), 0); }
-        })
-        .catch(function (err) {
-          if (stamp && err.message !== "session") { stamp.textContent = "\u26a0 " + err.message; }
-        })
-        .finally(function () { setTimeout(load, every); });
-    }
-    setTimeout(load, every);
-  }
-  document.querySelectorAll("[data-live]").forEach(live);
 })();
