@@ -30,7 +30,7 @@ from detect import prepare
 from hemostat import config, inventory
 from hemostat.detect.runner import examine, pending
 from hemostat.incidents import listing
-from hemostat.scope import egress_rollup
+from hemostat.scope import backfill
 from hemostat.server.app import create_app
 from hemostat.server.auth import Role, Tokens
 from hemostat.store import Store
@@ -58,10 +58,10 @@ def ready(hosts: int, work: Path) -> tuple[Path, str | None]:
             ).fetchall()[0][0]
             print(f"detection pass (the store had no incident): {done.seconds:.1f} s, of which "
                   f"the egress rollup {rolled:.1f} s")  # fmt: skip
-        seconds = egress_rollup.fill(store, site.internal)
-        if seconds:
-            print(f"egress rollup of stretches never rolled up (part of detection since): "
-                  f"{seconds:.1f} s")  # fmt: skip
+        filled = backfill.fill(store, site.internal)
+        if filled.periods:
+            print(f"rollups of stretches never rolled up (part of detection since): "
+                  f"{filled.seconds:.1f} s")  # fmt: skip
         flows = store.con.execute("SELECT count(*) FROM flows").fetchall()[0][0]
         rolled = [store.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
                   for t in ("egress_hours", "egress_minutes")]  # fmt: skip

@@ -203,10 +203,3 @@ def missing(
         rest = _flows_between(store, max(lo, found.until), hi)
         gaps += [rest] if rest is not None else []
     return [(a, b + _TICK) for a, b in gaps]
-
-
-def fill(store: Store, internal: list[str]) -> float:
-    """Roll up every stretch of stored flows no pass rolled up (a store detected before the
-    rollups existed); returns the seconds it took (0 when nothing was missing). The ``pairs``
-    rollup too: ``scope.backfill``."""
-    return sum((roll(store, internal, a, b) for a, b in missing(store)), 0.0)
